@@ -1,0 +1,1 @@
+//! Kairos: a single-node, embeddable Kafka-compatible broker with a due index.
