@@ -102,11 +102,9 @@ pub(crate) fn delete_below_log_start(log: &Log, inner: &mut LogInner) -> Result<
     if active_below {
         let at = inner.next_offset;
         log.roll_locked(inner, at)?;
-        if let Some((&base, _)) = inner.segments.iter().next() {
-            if let Some(segment) = inner.segments.remove(&base) {
-                delete_segment_files(log.fs(), &segment)?;
-                n += 1;
-            }
+        if let Some(segment) = inner.segments.pop_first().map(|(_, s)| s) {
+            delete_segment_files(log.fs(), &segment)?;
+            n += 1;
         }
     }
     advance_log_start(log, inner);

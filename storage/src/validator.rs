@@ -48,10 +48,9 @@ pub(crate) fn validate(
         let Some(next) = batches.next() else { break };
         let corrupt = |reason| Error::corrupt("", position as u64, reason);
         // Check the size before the CRC so an oversized batch is refused cheaply.
-        if let Some(size) = batch::peek_total_size(buf.get(position..).unwrap_or_default()) {
-            if size > max {
-                return Err(Error::RecordBatchTooLarge { size, max });
-            }
+        let size = batch::peek_total_size(buf.get(position..).unwrap_or_default());
+        if let Some(size) = size.filter(|&size| size > max) {
+            return Err(Error::RecordBatchTooLarge { size, max });
         }
         let (_, batch) = next.map_err(corrupt)?;
         batch.verify_crc().map_err(corrupt)?;

@@ -101,10 +101,8 @@ impl OffsetIndex {
             if e.position >= log_size.max(1) {
                 return false;
             }
-            if let Some(p) = previous {
-                if e.offset <= p.offset || e.position <= p.position {
-                    return false;
-                }
+            if previous.is_some_and(|p| e.offset <= p.offset || e.position <= p.position) {
+                return false;
             }
             previous = Some(e);
         }

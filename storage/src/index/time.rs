@@ -108,10 +108,8 @@ impl TimeIndex {
             if e.offset >= next_offset.max(self.base_offset + 1) {
                 return false;
             }
-            if let Some(p) = previous {
-                if e.timestamp < p.timestamp || e.offset <= p.offset {
-                    return false;
-                }
+            if previous.is_some_and(|p| e.timestamp < p.timestamp || e.offset <= p.offset) {
+                return false;
             }
             previous = Some(e);
         }
