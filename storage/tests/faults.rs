@@ -119,13 +119,20 @@ fn check_poisoning(breakage: Breakage, reopen: Reopen) {
     // Poisoned: appends and flushes are refused with the typed error, and no fsync is retried.
     let syncs_before = fs.count(FaultOp::AnySync, a.dir());
     let leo = a.log_end_offset();
-    assert_eq!(leo, written_a.last().unwrap().last + 1, "the failed append did not count");
+    assert_eq!(
+        leo,
+        written_a.last().unwrap().last + 1,
+        "the failed append did not count"
+    );
     assert!(matches!(
         append(&a, tagged_batch(300, 1, 10)),
         Err(Error::LogDirOffline(_))
     ));
     assert!(matches!(a.sync_to(leo, 0), Err(Error::LogDirOffline(_))));
-    assert!(matches!(a.flush_if_due(i64::MAX), Err(Error::LogDirOffline(_))));
+    assert!(matches!(
+        a.flush_if_due(i64::MAX),
+        Err(Error::LogDirOffline(_))
+    ));
     assert_eq!(a.log_end_offset(), leo);
     assert!(a.recovery_point() >= flushed_a.last().unwrap().last + 1);
 
@@ -161,7 +168,10 @@ fn check_poisoning(breakage: Breakage, reopen: Reopen) {
     assert!(recovered.len() <= written_a.len());
     assert_eq!(recovered[..], written_a[..recovered.len()]);
     if reopen == Reopen::AfterShutdown {
-        assert_eq!(recovered, written_a, "the page cache kept every written batch");
+        assert_eq!(
+            recovered, written_a,
+            "the page cache kept every written batch"
+        );
     }
     assert_eq!(check_clean_prefix(&b), flushed_b);
 
@@ -311,9 +321,14 @@ fn rolled_segments_and_new_logs_survive_a_crash_once_flushed() {
     drop((log, manager));
     fs.crash();
     let manager = LogManager::open(fs.handle(), dir.path(), 0).unwrap();
-    let log = manager.get(&tp_a()).expect("the new log's directory entry is durable");
+    let log = manager
+        .get(&tp_a())
+        .expect("the new log's directory entry is durable");
     let recovered = check_clean_prefix(&log);
-    assert_eq!(recovered, flushed, "unflushed data in unsynced segments is gone");
+    assert_eq!(
+        recovered, flushed,
+        "unflushed data in unsynced segments is gone"
+    );
     assert!(log.segment_count() < segments_before_crash);
     drop(unflushed);
     manager.shutdown(0).unwrap();

@@ -199,7 +199,9 @@ impl FaultyFs {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not hide the state from the others.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Schedules `fault`, replacing any fault not yet fired.
@@ -244,7 +246,12 @@ impl FaultyFs {
             }
             std::fs::rename(&rename.to, &rename.from).unwrap();
             if let Some(id) = state.id_of(&rename.to) {
-                state.entries.get_mut(&id).unwrap().path.clone_from(&rename.from);
+                state
+                    .entries
+                    .get_mut(&id)
+                    .unwrap()
+                    .path
+                    .clone_from(&rename.from);
             }
             if let Some((bytes, entry)) = rename.replaced {
                 std::fs::write(&rename.to, bytes).unwrap();

@@ -107,7 +107,11 @@ pub(crate) fn check_clean_prefix(log: &Log) -> Vec<Stored> {
     let mut expected_next = None;
     for batch in &batches {
         if let Some(next) = expected_next {
-            assert_eq!(batch.first, next, "gap or overlap before offset {}", batch.first);
+            assert_eq!(
+                batch.first, next,
+                "gap or overlap before offset {}",
+                batch.first
+            );
         } else {
             assert!(
                 batch.first <= start && start <= batch.last,
@@ -133,6 +137,27 @@ pub(crate) fn check_contains(actual: &[Stored], expected: &[Stored]) {
             .get(&want.first)
             .unwrap_or_else(|| panic!("flushed batch at {} is missing", want.first));
         assert_eq!(got.last, want.last, "last offset of batch {}", want.first);
-        assert!(got.bytes == want.bytes, "bytes of batch {} differ", want.first);
+        assert!(
+            got.bytes == want.bytes,
+            "bytes of batch {} differ",
+            want.first
+        );
     }
+}
+
+/// The tag [`tagged_batch`] built a stored batch from, read back from its first record's key.
+pub(crate) fn tag_of(bytes: &[u8]) -> u64 {
+    let header = kairos_storage::batch::RecordBatchHeader::parse(bytes).unwrap();
+    let records = kairos_storage::record::RecordBytes::of(&header).unwrap();
+    let first = records.records().next().unwrap().unwrap();
+    let key = std::str::from_utf8(first.key.unwrap()).unwrap();
+    key.split('/').next().unwrap().parse().unwrap()
+}
+
+/// `built` as the log stores it at `first_offset`: the append patches the base offset and the
+/// partition leader epoch (0 in these tests), both outside the CRC.
+pub(crate) fn as_stored(mut built: Vec<u8>, first_offset: i64) -> Vec<u8> {
+    kairos_storage::batch::set_base_offset(&mut built, first_offset);
+    kairos_storage::batch::set_partition_leader_epoch(&mut built, 0);
+    built
 }
