@@ -366,6 +366,27 @@ impl Log {
         Ok(())
     }
 
+    /// Fsyncs the directory if segments were created since its last fsync. Retention and
+    /// DeleteRecords call it before deleting segments: a deletion may reach the disk before an
+    /// earlier creation, and a crash that keeps the deletions but loses the newer segments
+    /// leaves the log restarting below offsets it already acknowledged as flushed.
+    pub(crate) fn sync_dir_if_dirty(&self, inner: &mut LogInner) -> Result<()> {
+        if !inner.dir_dirty {
+            return Ok(());
+        }
+        match self.fs.sync_dir(&self.dir) {
+            Ok(()) => {
+                inner.dir_dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::io("fsync dir", &self.dir, e);
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// Group commit: returns once every offset below `end_offset` is fdatasynced. Concurrent
     /// callers share one fdatasync: the first becomes the flusher and syncs everything appended
     /// so far; the others wait and are released by its result.
