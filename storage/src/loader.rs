@@ -109,7 +109,11 @@ fn load_segments(
         if needs_recovery {
             recovered = true;
             let truncated = segment.recover(config)?;
-            if truncated > 0 && !last {
+            // A segment that ends before the next one starts lost its unsynced tail in a crash
+            // that kept the next segment's directory entry: keeping the next segments would
+            // leave a gap, so they go as after a truncation.
+            let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
+            if (truncated > 0 || ends_early) && !last {
                 tracing::warn!(
                     ?dir,
                     base,
