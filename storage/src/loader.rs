@@ -146,7 +146,11 @@ fn sync_all(fs: &dyn FileSystem, dir: &Path, inner: &LogInner) -> Result<()> {
 }
 
 /// Loads the newest usable snapshot and replays batch headers after it.
-fn rebuild_producer_state(fs: &dyn FileSystem, dir: &Path, inner: &mut LogInner) -> Result<()> {
+pub(crate) fn rebuild_producer_state(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    inner: &mut LogInner,
+) -> Result<()> {
     let mut from = inner.log_start_offset;
     for (offset, path) in crate::snapshot::list(fs, dir)?.into_iter().rev() {
         if offset > inner.next_offset {

@@ -625,8 +625,23 @@ impl Log {
             let _ = active.truncate_to(offset, &config)?;
             active.reactivate()?;
         }
-        inner.producers.truncate_to(offset);
+        // Snapshots taken past the new end describe batches that are gone: an unclean restart
+        // would load one and answer new batches as duplicates of removed ones. The next flush
+        // fsyncs the directory, making the deletion durable before the new data is.
+        for (snapshot_offset, path) in crate::snapshot::list(self.fs.as_ref(), &self.dir)? {
+            if snapshot_offset > offset {
+                self.fs
+                    .remove_file(&path)
+                    .map_err(|e| Error::io("delete snapshot", &path, e))?;
+                inner.dir_dirty = true;
+            }
+        }
         inner.next_offset = offset;
+        // Rebuild rather than drop the removed batches from memory: the state keeps only each
+        // producer's last five batches, and the older ones that are now the last must be
+        // found again (Kafka's truncateAndReload). The result is what a restart would load.
+        inner.producers.clear();
+        crate::loader::rebuild_producer_state(self.fs.as_ref(), &self.dir, inner)?;
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
         let _ = self

@@ -184,15 +184,6 @@ impl ProducerStateManager {
         let _ = self.producers.insert(entry.producer_id, entry);
     }
 
-    /// Forgets batches at or after `offset` (log truncation); producers left with nothing are
-    /// dropped.
-    pub(crate) fn truncate_to(&mut self, offset: i64) {
-        self.producers.retain(|_, entry| {
-            entry.batches.retain(|b| b.last_offset < offset);
-            !entry.batches.is_empty()
-        });
-    }
-
     /// Drops every producer (before a rebuild from the log).
     pub(crate) fn clear(&mut self) {
         self.producers.clear();
@@ -275,7 +266,5 @@ mod tests {
         let entry = state.get(9).unwrap();
         assert_eq!(entry.batches.len(), MAX_BATCHES_PER_PRODUCER);
         assert_eq!(entry.batches.front().unwrap().first_seq, 2);
-        state.truncate_to(4);
-        assert_eq!(state.get(9).unwrap().batches.len(), 2);
     }
 }
