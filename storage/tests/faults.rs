@@ -133,6 +133,17 @@ fn check_poisoning(breakage: Breakage, reopen: Reopen) {
         a.flush_if_due(i64::MAX),
         Err(Error::LogDirOffline(_))
     ));
+    // Nothing else changes its files either: no roll, truncation or deletion.
+    let segments = a.segment_base_offsets();
+    assert!(matches!(a.roll(), Err(Error::LogDirOffline(_))));
+    assert!(matches!(a.truncate_to(1), Err(Error::LogDirOffline(_))));
+    assert!(matches!(a.delete_records(1), Err(Error::LogDirOffline(_))));
+    assert!(matches!(
+        a.enforce_retention(i64::MAX),
+        Err(Error::LogDirOffline(_))
+    ));
+    assert_eq!(a.segment_base_offsets(), segments);
+    assert_eq!(a.log_start_offset(), 0);
     assert_eq!(a.log_end_offset(), leo);
     assert!(a.recovery_point() >= flushed_a.last().unwrap().last + 1);
 
