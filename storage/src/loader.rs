@@ -161,22 +161,61 @@ fn rebuild_producer_state(fs: &dyn FileSystem, dir: &Path, inner: &mut LogInner)
             }
         }
     }
-    for segment in inner.segments.values() {
+    replay_producer_state(inner, from)
+}
+
+/// Replays batch headers from `from` into the producer state, and rebuilds the transaction
+/// indexes' entries from `from` on. Control batches are the only bodies read.
+pub(crate) fn replay_producer_state(inner: &mut LogInner, from: i64) -> Result<()> {
+    for segment in inner.segments.values_mut() {
+        segment.truncate_txn_index(from)?;
+    }
+    let bases: Vec<i64> = inner.segments.keys().copied().collect();
+    let mut control = Vec::new();
+    for base in bases {
+        let Some(segment) = inner.segments.get(&base) else {
+            continue;
+        };
         if segment.next_offset() <= from {
             continue;
         }
         let snapshot = segment.snapshot(from);
-        let mut reader = BatchReader::new(snapshot.file, snapshot.start_position, snapshot.size);
+        let path = segment.path().to_path_buf();
+        let mut reader = BatchReader::new(
+            snapshot.file.clone(),
+            snapshot.start_position,
+            snapshot.size,
+        );
         loop {
-            match reader.next_header() {
-                Ok((info, header)) => {
-                    if info.last_offset >= from {
-                        let header = RecordBatchHeader::header_only(&header);
-                        inner.producers.update(&header);
-                    }
-                }
+            let (info, header) = match reader.next_header() {
+                Ok(found) => found,
                 Err(ScanStop::End | ScanStop::Invalid(..)) => break,
-                Err(ScanStop::Io(e)) => return Err(Error::io("scan", segment.path(), e)),
+                Err(ScanStop::Io(e)) => return Err(Error::io("scan", &path, e)),
+            };
+            if info.last_offset < from {
+                continue;
+            }
+            let header = RecordBatchHeader::header_only(&header);
+            let marker = if header.is_control() {
+                control.resize(info.total_size as usize, 0);
+                snapshot
+                    .file
+                    .read_exact_at(&mut control, u64::from(info.position))
+                    .map_err(|e| Error::io("scan", &path, e))?;
+                RecordBatchHeader::parse(&control)
+                    .ok()
+                    .and_then(|b| crate::control::parse_marker(&b))
+            } else {
+                None
+            };
+            let done = inner
+                .producers
+                .update(&header, marker)
+                .filter(|d| d.aborted);
+            if let Some(entry) = done.map(|d| inner.producers.aborted_entry(&d))
+                && let Some(segment) = inner.segments.get_mut(&base)
+            {
+                segment.append_aborted_txn(entry)?;
             }
         }
     }
