@@ -109,7 +109,11 @@ fn load_segments(
         if needs_recovery {
             recovered = true;
             let truncated = segment.recover(config)?;
-            if truncated > 0 && !last {
+            // A segment that ends before the next one starts lost its unsynced tail in a crash
+            // that kept the next segment's directory entry: keeping the next segments would
+            // leave a gap, so they go as after a truncation.
+            let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
+            if (truncated > 0 || ends_early) && !last {
                 tracing::warn!(
                     ?dir,
                     base,
@@ -142,7 +146,11 @@ fn sync_all(fs: &dyn FileSystem, dir: &Path, inner: &LogInner) -> Result<()> {
 }
 
 /// Loads the newest usable snapshot and replays batch headers after it.
-fn rebuild_producer_state(fs: &dyn FileSystem, dir: &Path, inner: &mut LogInner) -> Result<()> {
+pub(crate) fn rebuild_producer_state(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    inner: &mut LogInner,
+) -> Result<()> {
     let mut from = inner.log_start_offset;
     for (offset, path) in crate::snapshot::list(fs, dir)?.into_iter().rev() {
         if offset > inner.next_offset {

@@ -412,6 +412,27 @@ impl Log {
         Ok(())
     }
 
+    /// Fsyncs the directory if segments were created since its last fsync. Retention and
+    /// DeleteRecords call it before deleting segments: a deletion may reach the disk before an
+    /// earlier creation, and a crash that keeps the deletions but loses the newer segments
+    /// leaves the log restarting below offsets it already acknowledged as flushed.
+    pub(crate) fn sync_dir_if_dirty(&self, inner: &mut LogInner) -> Result<()> {
+        if !inner.dir_dirty {
+            return Ok(());
+        }
+        match self.fs.sync_dir(&self.dir) {
+            Ok(()) => {
+                inner.dir_dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::io("fsync dir", &self.dir, e);
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// Group commit: returns once every offset below `end_offset` is fdatasynced. Concurrent
     /// callers share one fdatasync: the first becomes the flusher and syncs everything appended
     /// so far; the others wait and are released by its result.
@@ -654,12 +675,25 @@ impl Log {
             let _ = active.truncate_to(offset, &config)?;
             active.reactivate()?;
         }
+        // Snapshots taken past the new end describe batches that are gone: an unclean restart
+        // would load one and answer new batches as duplicates of removed ones. The next flush
+        // fsyncs the directory, making the deletion durable before the new data is.
+        for (snapshot_offset, path) in crate::snapshot::list(self.fs.as_ref(), &self.dir)? {
+            if snapshot_offset > offset {
+                self.fs
+                    .remove_file(&path)
+                    .map_err(|e| Error::io("delete snapshot", &path, e))?;
+                inner.dir_dirty = true;
+            }
+        }
         inner.next_offset = offset;
-        // Truncation can reopen a transaction whose marker it removed: rebuild producer state
-        // and the transaction indexes from the log, as recovery does.
+        // Rebuild rather than drop the removed batches from memory: the state keeps only each
+        // producer's last five batches, and the older ones that are now the last must be
+        // found again (Kafka's truncateAndReload). The result is what a restart would load.
+        // The replay also reopens a transaction whose marker was cut off, and rebuilds the
+        // transaction indexes.
         inner.producers.clear();
-        let from = inner.log_start_offset;
-        crate::loader::replay_producer_state(&mut *inner, from)?;
+        crate::loader::rebuild_producer_state(self.fs.as_ref(), &self.dir, inner)?;
         self.publish_first_unstable(inner);
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
