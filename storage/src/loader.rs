@@ -130,6 +130,13 @@ fn load_segments(
         } else {
             segment.load_tail(config)?;
         }
+        if !last {
+            // A rebuild (above, or inside `load_tail`) leaves the indexes at their full
+            // preallocated size. An inactive segment's indexes must be trimmed, as at a roll:
+            // the next open takes the entry count from the file length, so zero-filled slack
+            // would fail the sanity check and force a rebuild on every restart.
+            segment.on_become_inactive()?;
+        }
         let _ = segments.insert(base, segment);
     }
     Ok((segments, recovered))
