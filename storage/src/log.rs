@@ -360,6 +360,14 @@ impl Log {
         self.first_unstable_offset.store(first, Ordering::Release);
     }
 
+    /// Forgets idle producers; see [`ProducerStateManager`]. Returns how many were removed.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.inner
+            .lock()
+            .producers
+            .remove_expired(now_ms, expiration_ms)
+    }
+
     /// Aborted transactions overlapping `[start, upper)`, for a read_committed fetch of that
     /// range: clients drop those producers' records between each first offset and its marker.
     #[must_use]

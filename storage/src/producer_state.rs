@@ -272,6 +272,17 @@ impl ProducerStateManager {
         let _ = self.producers.insert(entry.producer_id, entry);
     }
 
+    /// Forgets producers idle for `expiration_ms` (Kafka's `producer.id.expiration.ms`) that
+    /// have no open transaction: the bound on producer state. Returns how many were removed.
+    pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, entry| {
+            let last = entry.batches.back().map_or(i64::MIN, |b| b.timestamp);
+            entry.current_txn_first_offset.is_some() || now_ms.saturating_sub(last) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
     /// Drops every producer (before a rebuild from the log).
     pub(crate) fn clear(&mut self) {
         self.producers.clear();
