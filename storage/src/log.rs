@@ -388,9 +388,12 @@ impl Log {
     /// Rolls a new active segment at the log end offset.
     ///
     /// # Errors
-    /// I/O errors creating the files (the log is poisoned).
+    /// I/O errors creating the files (the log is poisoned); `LogDirOffline` once poisoned.
     pub fn roll(&self) -> Result<()> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         let at = inner.next_offset;
         if inner
             .segments
@@ -634,9 +637,13 @@ impl Log {
     /// below it. Returns the new log start offset (the low watermark).
     ///
     /// # Errors
-    /// `OffsetOutOfRange` past the high watermark; I/O errors deleting files.
+    /// `OffsetOutOfRange` past the high watermark; I/O errors deleting files;
+    /// `LogDirOffline` once poisoned.
     pub fn delete_records(&self, offset: i64) -> Result<i64> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         if offset > inner.next_offset || offset < 0 {
             return Err(Error::OffsetOutOfRange {
                 requested: offset,
@@ -656,9 +663,12 @@ impl Log {
     /// Removes every record at or after `offset`.
     ///
     /// # Errors
-    /// I/O errors (the log is poisoned).
+    /// I/O errors (the log is poisoned); `LogDirOffline` once poisoned.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         if offset >= inner.next_offset {
             return Ok(());
         }
@@ -716,9 +726,12 @@ impl Log {
     /// how many segments were deleted.
     ///
     /// # Errors
-    /// I/O errors deleting files.
+    /// I/O errors deleting files; `LogDirOffline` once poisoned.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         let deleted = crate::retention::enforce(self, &mut inner, now_ms)?;
         self.log_start_offset
             .store(inner.log_start_offset, Ordering::Release);
