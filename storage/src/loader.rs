@@ -134,6 +134,13 @@ fn load_segments(
             }
             return Ok((segments, recovered));
         }
+        if !last {
+            // A rebuild (above, or inside `load_tail`) leaves the indexes at their full
+            // preallocated size. An inactive segment's indexes must be trimmed, as at a roll:
+            // the next open takes the entry count from the file length, so zero-filled slack
+            // would fail the sanity check and force a rebuild on every restart.
+            segment.on_become_inactive()?;
+        }
         let _ = segments.insert(base, segment);
     }
     Ok((segments, recovered))
@@ -173,22 +180,61 @@ pub(crate) fn rebuild_producer_state(
             }
         }
     }
-    for segment in inner.segments.values() {
+    replay_producer_state(inner, from)
+}
+
+/// Replays batch headers from `from` into the producer state, and rebuilds the transaction
+/// indexes' entries from `from` on. Control batches are the only bodies read.
+pub(crate) fn replay_producer_state(inner: &mut LogInner, from: i64) -> Result<()> {
+    for segment in inner.segments.values_mut() {
+        segment.truncate_txn_index(from)?;
+    }
+    let bases: Vec<i64> = inner.segments.keys().copied().collect();
+    let mut control = Vec::new();
+    for base in bases {
+        let Some(segment) = inner.segments.get(&base) else {
+            continue;
+        };
         if segment.next_offset() <= from {
             continue;
         }
         let snapshot = segment.snapshot(from);
-        let mut reader = BatchReader::new(snapshot.file, snapshot.start_position, snapshot.size);
+        let path = segment.path().to_path_buf();
+        let mut reader = BatchReader::new(
+            snapshot.file.clone(),
+            snapshot.start_position,
+            snapshot.size,
+        );
         loop {
-            match reader.next_header() {
-                Ok((info, header)) => {
-                    if info.last_offset >= from {
-                        let header = RecordBatchHeader::header_only(&header);
-                        inner.producers.update(&header);
-                    }
-                }
+            let (info, header) = match reader.next_header() {
+                Ok(found) => found,
                 Err(ScanStop::End | ScanStop::Invalid(..)) => break,
-                Err(ScanStop::Io(e)) => return Err(Error::io("scan", segment.path(), e)),
+                Err(ScanStop::Io(e)) => return Err(Error::io("scan", &path, e)),
+            };
+            if info.last_offset < from {
+                continue;
+            }
+            let header = RecordBatchHeader::header_only(&header);
+            let marker = if header.is_control() {
+                control.resize(info.total_size as usize, 0);
+                snapshot
+                    .file
+                    .read_exact_at(&mut control, u64::from(info.position))
+                    .map_err(|e| Error::io("scan", &path, e))?;
+                RecordBatchHeader::parse(&control)
+                    .ok()
+                    .and_then(|b| crate::control::parse_marker(&b))
+            } else {
+                None
+            };
+            let done = inner
+                .producers
+                .update(&header, marker)
+                .filter(|d| d.aborted);
+            if let Some(entry) = done.map(|d| inner.producers.aborted_entry(&d))
+                && let Some(segment) = inner.segments.get_mut(&base)
+            {
+                segment.append_aborted_txn(entry)?;
             }
         }
     }
