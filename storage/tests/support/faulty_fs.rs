@@ -18,7 +18,8 @@
 //!   directories) whose creation never reached a directory sync, and undoes renames that no
 //!   directory sync followed, restoring the overwritten file's bytes.
 //!
-//! Simplifications, chosen so that a crash loses *at least* what a real one may lose:
+//! A crash leaves one of the states a real power loss can leave, the harshest for data that
+//! was never synced. Simplifications (a real crash may also leave other states):
 //! - data written over an already durable range is not modelled (the log only appends; a
 //!   truncation lowers the durable length at once, as if the truncation itself were durable);
 //! - deletions (`remove_file`, `remove_dir_all`) are durable at once: a crash never resurrects
