@@ -1,6 +1,7 @@
 //! `LogLoader`: opening a partition directory, with recovery.
 //!
-//! 1. Leftovers of interrupted operations (`.deleted`, `.tmp`) are removed.
+//! 1. Leftovers of interrupted operations (`.deleted`, `.tmp`, `.cleaned`) are removed, and a
+//!    cleaner swap that reached its commit point (`.log.swap`) is completed.
 //! 2. Segments that may hold unflushed data (from the one holding the recovery point on, or all
 //!    of them after an unclean shutdown without checkpoint) are scanned batch by batch. The
 //!    scan stops at the first batch that is short, has a bad magic or a bad CRC, or goes
@@ -11,7 +12,7 @@
 //! 5. After an unclean open, recovered segments are fsynced, so the recovery point can be the
 //!    log end offset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,6 +38,12 @@ pub(crate) fn load(
     fs.create_dir_all(dir)
         .map_err(|e| io("create log dir", e))?;
     let names = fs.list_dir(dir).map_err(|e| io("list log dir", e))?;
+    let swapped = crate::cleaner::swap::complete_swaps(fs.as_ref(), dir, &names)?;
+    let names = if swapped.is_empty() {
+        names
+    } else {
+        fs.list_dir(dir).map_err(|e| io("list log dir", e))?
+    };
     let mut bases = Vec::new();
     for name in &names {
         if name.ends_with(DELETED_SUFFIX) || name.ends_with(TMP_SUFFIX) {
@@ -48,7 +55,7 @@ pub(crate) fn load(
         }
     }
     bases.sort_unstable();
-    let (segments, recovered) = load_segments(fs.as_ref(), dir, &config, params, &bases)?;
+    let (segments, recovered) = load_segments(fs.as_ref(), dir, &config, params, &bases, &swapped)?;
     let mut inner = LogInner {
         config,
         segments,
@@ -97,6 +104,7 @@ fn load_segments(
     config: &LogConfig,
     params: LoadParams,
     bases: &[i64],
+    swapped: &HashSet<i64>,
 ) -> Result<(BTreeMap<i64, LogSegment>, bool)> {
     let mut segments = BTreeMap::new();
     let mut recovered = false;
@@ -106,7 +114,12 @@ fn load_segments(
         let mut segment = LogSegment::open(fs, dir, base, config, last)?;
         let needs_recovery =
             !params.clean_shutdown && next_base.is_none_or(|n| n > params.recovery_point);
-        if needs_recovery {
+        if swapped.contains(&base) {
+            // Swapped in by the cleaner: durable and complete, but its indexes are gone. It may
+            // end before the next segment's base (compaction removes records), so the gap rule
+            // below does not apply.
+            let _ = segment.recover(config)?;
+        } else if needs_recovery {
             recovered = true;
             let truncated = segment.recover(config)?;
             // A segment that ends before the next one starts lost its unsynced tail in a crash

@@ -739,6 +739,10 @@ impl Log {
         Ok(deleted)
     }
 
+    pub(crate) fn lock_inner(&self) -> parking_lot::MutexGuard<'_, LogInner> {
+        self.inner.lock()
+    }
+
     pub(crate) fn fs(&self) -> &dyn FileSystem {
         self.fs.as_ref()
     }
