@@ -114,34 +114,38 @@ fn load_segments(
         let mut segment = LogSegment::open(fs, dir, base, config, last)?;
         let needs_recovery =
             !params.clean_shutdown && next_base.is_none_or(|n| n > params.recovery_point);
-        if swapped.contains(&base) {
-            // Swapped in by the cleaner: durable and complete, but its indexes are gone. It may
-            // end before the next segment's base (compaction removes records), so the gap rule
-            // below does not apply.
-            let _ = segment.recover(config)?;
+        let truncated = if swapped.contains(&base) {
+            // Swapped in by the cleaner: fsynced and complete, but its indexes are gone. The
+            // cleaner keeps each group's last batch, so it still ends where the next segment
+            // starts and the gap rule below holds for it too.
+            segment.recover(config)?
         } else if needs_recovery {
             recovered = true;
-            let truncated = segment.recover(config)?;
-            // A segment that ends before the next one starts lost its unsynced tail in a crash
-            // that kept the next segment's directory entry: keeping the next segments would
-            // leave a gap, so they go as after a truncation.
-            let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
-            if (truncated > 0 || ends_early) && !last {
-                tracing::warn!(
-                    ?dir,
-                    base,
-                    "segment truncated in recovery; deleting later segments"
-                );
-                segment.reactivate()?;
-                let _ = segments.insert(base, segment);
-                for &later in bases.get(i + 1..).unwrap_or_default() {
-                    let doomed = LogSegment::open(fs, dir, later, config, false)?;
-                    crate::retention::delete_segment_files(fs, &doomed)?;
-                }
-                return Ok((segments, recovered));
-            }
+            segment.recover(config)?
         } else {
             segment.load_tail(config)?;
+            0
+        };
+        // A segment that ends before the next one starts lost its unsynced tail in a crash that
+        // kept the next segment's directory entry. This also happens below the checkpointed
+        // recovery point, which a truncation lowers only in memory: the data appended after
+        // the truncation was never synced. Keeping the next segments would leave a gap, so
+        // they go as after a truncation.
+        let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
+        if (truncated > 0 || ends_early) && !last {
+            tracing::warn!(
+                ?dir,
+                base,
+                "segment truncated in recovery; deleting later segments"
+            );
+            recovered = true;
+            segment.reactivate()?;
+            let _ = segments.insert(base, segment);
+            for &later in bases.get(i + 1..).unwrap_or_default() {
+                let doomed = LogSegment::open(fs, dir, later, config, false)?;
+                crate::retention::delete_segment_files(fs, &doomed)?;
+            }
+            return Ok((segments, recovered));
         }
         if !last {
             // A rebuild (above, or inside `load_tail`) leaves the indexes at their full
