@@ -3,10 +3,12 @@
 //! 1. Leftovers of interrupted operations (`.deleted`, `.tmp`) are removed.
 //! 2. Segments that may hold unflushed data (from the one holding the recovery point on, or all
 //!    of them after an unclean shutdown without checkpoint) are scanned batch by batch. The
-//!    scan stops at the first batch that is short, has a bad magic or a bad CRC, or goes
-//!    backwards in offsets; a zero-filled tail ends the same way. The segment is truncated
+//!    scan stops at the first batch that is short, has a bad magic or a bad CRC, goes
+//!    backwards in offsets, or has offsets outside its segment (below its base, at or past the
+//!    next segment's base); a zero-filled tail ends the same way. The segment is truncated
 //!    there, later segments are deleted (they would leave a gap), and the indexes are rebuilt.
-//! 3. Other segments keep their indexes if they pass a sanity check, and are rebuilt if not.
+//! 3. Other segments keep their indexes if they pass a sanity check, and are rebuilt if not; a
+//!    tail that does not scan or leaves the segment's offsets is recovered as in step 2.
 //! 4. Producer state comes from the newest snapshot plus a header scan of the log after it.
 //! 5. After an unclean open, recovered segments are fsynced, so the recovery point can be the
 //!    log end offset.
@@ -106,25 +108,28 @@ fn load_segments(
         let mut segment = LogSegment::open(fs, dir, base, config, last)?;
         let needs_recovery =
             !params.clean_shutdown && next_base.is_none_or(|n| n > params.recovery_point);
-        if needs_recovery {
+        // Batches must stay below the next segment's base offset, or the segments overlap.
+        let end_offset = next_base.unwrap_or(i64::MAX);
+        let truncated = if needs_recovery {
             recovered = true;
-            let truncated = segment.recover(config)?;
-            if truncated > 0 && !last {
-                tracing::warn!(
-                    ?dir,
-                    base,
-                    "segment truncated in recovery; deleting later segments"
-                );
-                segment.reactivate()?;
-                let _ = segments.insert(base, segment);
-                for &later in bases.get(i + 1..).unwrap_or_default() {
-                    let doomed = LogSegment::open(fs, dir, later, config, false)?;
-                    crate::retention::delete_segment_files(fs, &doomed)?;
-                }
-                return Ok((segments, recovered));
-            }
+            segment.recover_below(config, end_offset)?
         } else {
-            segment.load_tail(config)?;
+            segment.load_tail(config, end_offset)?
+        };
+        if truncated > 0 && !last {
+            tracing::warn!(
+                ?dir,
+                base,
+                "segment truncated in recovery; deleting later segments"
+            );
+            recovered = true;
+            segment.reactivate()?;
+            let _ = segments.insert(base, segment);
+            for &later in bases.get(i + 1..).unwrap_or_default() {
+                let doomed = LogSegment::open(fs, dir, later, config, false)?;
+                crate::retention::delete_segment_files(fs, &doomed)?;
+            }
+            return Ok((segments, recovered));
         }
         if !last {
             // A rebuild (above, or inside `load_tail`) leaves the indexes at their full
