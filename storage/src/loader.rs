@@ -4,10 +4,12 @@
 //!    cleaner swap that reached its commit point (`.log.swap`) is completed.
 //! 2. Segments that may hold unflushed data (from the one holding the recovery point on, or all
 //!    of them after an unclean shutdown without checkpoint) are scanned batch by batch. The
-//!    scan stops at the first batch that is short, has a bad magic or a bad CRC, or goes
-//!    backwards in offsets; a zero-filled tail ends the same way. The segment is truncated
+//!    scan stops at the first batch that is short, has a bad magic or a bad CRC, goes
+//!    backwards in offsets, or has offsets outside its segment (below its base, at or past the
+//!    next segment's base); a zero-filled tail ends the same way. The segment is truncated
 //!    there, later segments are deleted (they would leave a gap), and the indexes are rebuilt.
-//! 3. Other segments keep their indexes if they pass a sanity check, and are rebuilt if not.
+//! 3. Other segments keep their indexes if they pass a sanity check, and are rebuilt if not; a
+//!    tail that does not scan or leaves the segment's offsets is recovered as in step 2.
 //! 4. Producer state comes from the newest snapshot plus a header scan of the log after it.
 //! 5. After an unclean open, recovered segments are fsynced, so the recovery point can be the
 //!    log end offset.
@@ -114,17 +116,18 @@ fn load_segments(
         let mut segment = LogSegment::open(fs, dir, base, config, last)?;
         let needs_recovery =
             !params.clean_shutdown && next_base.is_none_or(|n| n > params.recovery_point);
+        // Batches must stay below the next segment's base offset, or the segments overlap.
+        let end_offset = next_base.unwrap_or(i64::MAX);
         let truncated = if swapped.contains(&base) {
             // Swapped in by the cleaner: fsynced and complete, but its indexes are gone. The
             // cleaner keeps each group's last batch, so it still ends where the next segment
             // starts and the gap rule below holds for it too.
-            segment.recover(config)?
+            segment.recover_below(config, end_offset)?
         } else if needs_recovery {
             recovered = true;
-            segment.recover(config)?
+            segment.recover_below(config, end_offset)?
         } else {
-            segment.load_tail(config)?;
-            0
+            segment.load_tail(config, end_offset)?
         };
         // A segment that ends before the next one starts lost its unsynced tail in a crash that
         // kept the next segment's directory entry. This also happens below the checkpointed
