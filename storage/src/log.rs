@@ -503,6 +503,11 @@ impl Log {
                 self.flushed.wait(&mut state);
                 continue;
             }
+            // Checked again under the lock: a flush that failed after the check above poisoned
+            // the log before giving up the flusher role, and its fsync must not be retried.
+            if self.is_poisoned() {
+                return Err(self.offline());
+            }
             state.in_progress = true;
             drop(state);
             let result = self.flush_once(now_ms);
