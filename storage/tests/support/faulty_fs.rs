@@ -141,6 +141,8 @@ struct State {
     /// Matching operations seen since the fault was armed.
     armed_seen: u64,
     fired: u64,
+    /// Index in `ops` of the operation the last fault failed.
+    fired_at: Option<usize>,
     /// Every operation, in order: (kind, path).
     ops: Vec<(FaultOp, PathBuf)>,
 }
@@ -172,6 +174,7 @@ impl State {
             return None;
         }
         self.fired += 1;
+        self.fired_at = Some(self.ops.len() - 1);
         self.armed_seen = 0;
         self.armed.take()
     }
@@ -229,6 +232,20 @@ impl FaultyFs {
         let probe = Fault::next(op, 0).under(dir);
         self.lock()
             .ops
+            .iter()
+            .filter(|(kind, path)| probe.matches(*kind, path))
+            .count()
+    }
+
+    /// Number of operations of kind `op` on paths under `dir` after the last fault fired.
+    ///
+    /// # Panics
+    /// If no fault has fired.
+    pub(crate) fn count_since_fault(&self, op: FaultOp, dir: &Path) -> usize {
+        let probe = Fault::next(op, 0).under(dir);
+        let state = self.lock();
+        let fired_at = state.fired_at.expect("a fault fired");
+        state.ops[fired_at + 1..]
             .iter()
             .filter(|(kind, path)| probe.matches(*kind, path))
             .count()
