@@ -56,6 +56,8 @@ enum Breakage {
     SyncData(i32),
     /// The directory fsync after a roll fails with EIO.
     SyncDir,
+    /// Resizing an index file while rolling a segment fails with ENOSPC.
+    Roll,
 }
 
 /// How the poisoned log is closed before reopening.
@@ -111,6 +113,12 @@ fn check_poisoning(breakage: Breakage, reopen: Reopen) {
         Breakage::SyncDir => {
             fs.arm(Fault::next(FaultOp::SyncDir, EIO).under(a.dir()));
             a.sync_to(a.log_end_offset(), 0).unwrap_err()
+        }
+        Breakage::Roll => {
+            fs.arm(Fault::next(FaultOp::SetLen, ENOSPC).under(a.dir()));
+            let error = a.roll().unwrap_err();
+            assert!(is_errno(&error, ENOSPC), "{error:?}");
+            error
         }
     };
     assert_eq!(fs.fired(), 1, "{breakage:?}: the fault fired ({error})");
@@ -224,6 +232,12 @@ fn failed_fdatasync_enospc_poisons_the_log() {
 fn failed_fdatasync_eio_poisons_the_log() {
     check_poisoning(Breakage::SyncData(EIO), Reopen::AfterShutdown);
     check_poisoning(Breakage::SyncData(EIO), Reopen::AfterCrash);
+}
+
+#[test]
+fn failed_index_resize_in_a_roll_poisons_the_log() {
+    check_poisoning(Breakage::Roll, Reopen::AfterShutdown);
+    check_poisoning(Breakage::Roll, Reopen::AfterCrash);
 }
 
 #[test]

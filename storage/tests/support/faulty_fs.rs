@@ -4,12 +4,13 @@
 //! Files stay real files (index files are memory-mapped through [`FileHandle::as_std_file`]),
 //! so the fault injection is bookkeeping around real I/O:
 //!
-//! - **Failures.** [`FaultyFs::arm`] schedules one [`Fault`]: the Nth matching write or sync
-//!   (counted from the moment it is armed) fails with an errno, optionally after writing only
+//! - **Failures.** [`FaultyFs::arm`] schedules one [`Fault`]: the Nth matching write, sync or
+//!   `set_len` (counted from the moment it is armed) fails with an errno, optionally after writing only
 //!   part of its buffer (a short write). A fault fires once; the log under test must not retry.
 //! - **Syncs are simulated.** `sync_data` and `sync_dir` update the bookkeeping below without
 //!   calling the real fsync, which would only make the tests slow on a busy disk.
-//! - **Counters.** Every `write_all_at`, `sync_data` and `sync_dir` is recorded with its path,
+//! - **Counters.** Every `write_all_at`, `sync_data`, `sync_dir` and `set_len` is recorded with
+//!   its path,
 //!   so tests can assert that no fsync is issued after a failure.
 //! - **Crash.** For every file it has seen, `FaultyFs` tracks the *durable length* (its length
 //!   at the last successful `sync_data`, or at first sight for files that existed before) and
@@ -55,6 +56,8 @@ pub(crate) enum FaultOp {
     SyncDir,
     /// Either kind of sync.
     AnySync,
+    /// `FileHandle::set_len`: preallocating, trimming or truncating a file.
+    SetLen,
 }
 
 /// One scheduled failure.
@@ -374,6 +377,14 @@ impl FileHandle for FaultyFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        let fault = {
+            let mut state = self.fs.lock();
+            let path = Self::path(&state, self.id);
+            state.check(FaultOp::SetLen, &path)
+        };
+        if let Some(fault) = fault {
+            return Err(io::Error::from_raw_os_error(fault.errno));
+        }
         self.inner.set_len(len)?;
         if let Some(entry) = self.fs.lock().entries.get_mut(&self.id) {
             entry.durable_len = entry.durable_len.min(len);
