@@ -58,6 +58,8 @@ pub(crate) enum FaultOp {
     AnySync,
     /// `FileHandle::set_len`: preallocating, trimming or truncating a file.
     SetLen,
+    /// Any of the above.
+    Any,
 }
 
 /// One scheduled failure.
@@ -108,6 +110,7 @@ impl Fault {
     fn matches(&self, op: FaultOp, path: &Path) -> bool {
         let op_matches = match self.op {
             FaultOp::AnySync => matches!(op, FaultOp::SyncData | FaultOp::SyncDir),
+            FaultOp::Any => true,
             wanted => wanted == op,
         };
         op_matches && self.under.as_ref().is_none_or(|dir| path.starts_with(dir))
