@@ -495,10 +495,20 @@ impl Log {
     ///
     /// # Errors
     /// `LogDirOffline` if this or an earlier sync failed. A failed fsync is never retried.
+    /// `OffsetOutOfRange` if `end_offset` is past the log end offset (a truncation removed the
+    /// offsets waited for).
     pub fn sync_to(&self, end_offset: i64, now_ms: i64) -> Result<()> {
         loop {
             if self.recovery_point() >= end_offset {
                 return Ok(());
+            }
+            let log_end_offset = self.log_end_offset();
+            if end_offset > log_end_offset {
+                return Err(Error::OffsetOutOfRange {
+                    requested: end_offset,
+                    log_start_offset: self.log_start_offset(),
+                    log_end_offset,
+                });
             }
             if self.is_poisoned() {
                 return Err(self.offline());
