@@ -2,7 +2,8 @@
 //! poisons only the log it hit, which refuses appends and flushes with `LogDirOffline`, stays
 //! readable and never retries the fsync. After reopening, with or without a simulated crash,
 //! every batch acknowledged as flushed is there byte for byte and the log is a clean prefix.
-//! The last tests pin the directory fsyncs a crash depends on.
+//! The last tests pin the directory fsyncs a crash depends on, and truncations racing group
+//! commits.
 
 mod support;
 
@@ -429,4 +430,56 @@ fn a_checkpoint_whose_rename_never_became_durable_leaves_the_old_one() {
     let manager = LogManager::open(fs.handle(), dir.path(), 0).unwrap();
     let log = manager.get(&tp_a()).unwrap();
     assert_eq!(check_clean_prefix(&log), flushed);
+}
+
+/// Truncations racing group commits: a flush that started before a truncation must not raise
+/// the recovery point past the new log end (where new, unsynced data goes), and an appender
+/// whose batch was truncated away gets an error instead of waiting forever for its offsets.
+/// How: three appenders flush every batch while the test thread truncates the last few offsets
+/// every millisecond, checking the recovery point after each truncation.
+#[test]
+fn truncations_racing_group_commits_never_overstate_the_recovery_point() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager.get_or_create(&tp_a(), small_segments(), 0).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let appenders: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let batch = append(&log, tagged_batch(t * 1_000_000 + i, 1, 50)).unwrap();
+                    match log.sync_to(batch.last + 1, 0) {
+                        Ok(()) => assert!(log.recovery_point() > batch.last),
+                        Err(Error::OffsetOutOfRange { .. }) => {}
+                        Err(other) => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 0..300 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        log.truncate_to((log.log_end_offset() - 3).max(0)).unwrap();
+        // Only this thread truncates, so the log end read second is at least what it was when
+        // the recovery point was read.
+        let recovery_point = log.recovery_point();
+        let end = log.log_end_offset();
+        assert!(
+            recovery_point <= end,
+            "round {round}: recovery point {recovery_point} past the log end {end}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for appender in appenders {
+        appender.join().unwrap();
+    }
+    log.sync_to(log.log_end_offset(), 0).unwrap();
+    drop((log, manager));
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let _ = check_clean_prefix(&manager.get(&tp_a()).unwrap());
 }
