@@ -140,6 +140,14 @@ impl<'a> RecordBatchHeader<'a> {
         Ok(Self { bytes })
     }
 
+    /// A view over only the first [`BATCH_HEADER_BYTES`] of a batch, for scans that skip bodies.
+    /// Only the fixed-header getters are meaningful on it.
+    pub(crate) fn header_only(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes: bytes.get(..BATCH_HEADER_BYTES).unwrap_or(bytes),
+        }
+    }
+
     /// The whole batch, framing included.
     #[must_use]
     pub fn bytes(&self) -> &'a [u8] {
@@ -346,12 +354,11 @@ impl<'a> Iterator for Batches<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::batch_builder::BatchBuilder;
+    use crate::builder::RecordBatchBuilder as BatchBuilder;
 
     #[test]
     fn parses_header_fields_and_verifies_crc() {
         let bytes = BatchBuilder::new()
-            .base_timestamp(1000)
             .record(Some(b"k"), Some(b"v"), 1000)
             .record(None, Some(b"w"), 1005)
             .build();
@@ -370,7 +377,10 @@ mod tests {
         set_base_offset(&mut bytes, 77);
         set_partition_leader_epoch(&mut bytes, 3);
         let batch = RecordBatchHeader::parse(&bytes).unwrap();
-        assert_eq!((batch.base_offset(), batch.partition_leader_epoch()), (77, 3));
+        assert_eq!(
+            (batch.base_offset(), batch.partition_leader_epoch()),
+            (77, 3)
+        );
         batch.verify_crc().unwrap();
         set_log_append_time(&mut bytes, 999);
         let batch = RecordBatchHeader::parse(&bytes).unwrap();

@@ -15,6 +15,10 @@ use std::sync::Arc;
 
 /// An open file. Positions are explicit (`pread`/`pwrite`), so a handle can be shared by a
 /// writer and many readers without a seek cursor.
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's length is an I/O call, not a collection size"
+)]
 pub trait FileHandle: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at `pos`; returns how many were read (0 at end of file).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;

@@ -1,0 +1,671 @@
+//! `Log`: one partition's log (Kafka's `UnifiedLog`/`LocalLog` role).
+//!
+//! Concurrency: every method takes `&self`. A `parking_lot` mutex guards the segments and the
+//! producer state; it is held for in-memory work and the `pwrite` of an append, never for an
+//! fsync or a read's I/O. Readers copy a [`SegmentSnapshot`] under the lock and read after.
+//! Group commit runs on a second mutex + condvar: one flusher at a time fdatasyncs everything
+//! appended so far, and every appender waiting meanwhile is released by that one sync.
+//!
+//! Invariant, asserted after each state change: `log_start_offset <= recovery_point` is NOT
+//! required (DeleteRecords may pass it), but `log_start_offset <= high_watermark ==
+//! log_end_offset` and `recovery_point <= log_end_offset` are.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use crate::batch::Batches;
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::fs::{FileHandle, FileSystem};
+use crate::index::time::TimestampOffset;
+use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::segment::{LogSegment, SegmentRead};
+use crate::validator::{self, AppendOrigin};
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogAppendInfo {
+    /// Offset of the first record.
+    pub first_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Largest timestamp appended (the append time under LogAppendTime).
+    pub max_timestamp: i64,
+    /// Offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// The broker time stamped under LogAppendTime, or -1 under CreateTime.
+    pub log_append_time_ms: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Bytes appended.
+    pub valid_bytes: usize,
+}
+
+/// Outcome of [`Log::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The batches were written.
+    Appended(LogAppendInfo),
+    /// An idempotent producer resent a batch that is already in the log; Kafka answers with the
+    /// original offsets as a success.
+    Duplicate {
+        /// Offset of the first record of the original batch.
+        first_offset: i64,
+        /// Offset of the last record of the original batch.
+        last_offset: i64,
+        /// Log start offset now.
+        log_start_offset: i64,
+    },
+}
+
+/// Result of [`Log::read`].
+#[derive(Debug, Clone)]
+pub struct FetchDataInfo {
+    /// Whole batches, exactly as stored.
+    pub records: Bytes,
+    /// First readable offset.
+    pub log_start_offset: i64,
+    /// Next offset to be assigned.
+    pub log_end_offset: i64,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset.
+    pub last_stable_offset: i64,
+}
+
+/// Where a [`Log`] starts when opened, from the directory's checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoadParams {
+    /// The recovery point checkpointed for this log (0 if unknown).
+    pub recovery_point: i64,
+    /// The log start offset checkpointed for this log (0 if unknown).
+    pub log_start_offset: i64,
+    /// Whether the directory was shut down cleanly.
+    pub clean_shutdown: bool,
+}
+
+pub(crate) struct LogInner {
+    pub(crate) config: LogConfig,
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    pub(crate) producers: ProducerStateManager,
+    pub(crate) log_start_offset: i64,
+    pub(crate) next_offset: i64,
+    /// Segment files created since the directory was last fsynced.
+    pub(crate) dir_dirty: bool,
+    pub(crate) last_flush_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    in_progress: bool,
+}
+
+/// One partition's log. See the module docs for its locking.
+pub struct Log {
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    inner: Mutex<LogInner>,
+    flush_state: Mutex<FlushState>,
+    flushed: Condvar,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    recovery_point: AtomicI64,
+    /// Set after a failed write or fsync. Never cleared: after a failed fsync the kernel may
+    /// have dropped dirty pages, so only a restart (and recovery from the log) is safe.
+    poisoned: AtomicBool,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .field("recovery_point", &self.recovery_point())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log {
+    pub(crate) fn from_loaded(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        inner: LogInner,
+        recovery_point: i64,
+    ) -> Self {
+        let log = Self {
+            log_start_offset: AtomicI64::new(inner.log_start_offset),
+            log_end_offset: AtomicI64::new(inner.next_offset),
+            recovery_point: AtomicI64::new(recovery_point),
+            dir,
+            fs,
+            inner: Mutex::new(inner),
+            flush_state: Mutex::new(FlushState::default()),
+            flushed: Condvar::new(),
+            poisoned: AtomicBool::new(false),
+        };
+        log.check_invariants(&log.inner.lock());
+        log
+    }
+
+    /// Opens (or creates) the log in `dir`, recovering it if needed. See [`crate::loader`].
+    ///
+    /// # Errors
+    /// I/O errors; corrupt data is truncated, not returned.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: LogConfig,
+        params: LoadParams,
+        now_ms: i64,
+    ) -> Result<Self> {
+        crate::loader::load(fs, dir, config, params, now_ms)
+    }
+
+    /// The partition directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// First readable offset.
+    #[must_use]
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+    /// Next offset to be assigned (LEO).
+    #[must_use]
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+    /// On a single replica the high watermark advances when the append is written.
+    #[must_use]
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+    /// Bound for read_committed readers. Equal to the high watermark until transactions keep
+    /// an open-transaction offset here.
+    #[must_use]
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark()
+    }
+    /// Everything below this offset is fdatasynced.
+    #[must_use]
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+    /// Whether an I/O error has taken the log offline.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+    /// Total bytes in all segments.
+    #[must_use]
+    pub fn size_bytes(&self) -> u64 {
+        let inner = self.inner.lock();
+        inner.segments.values().map(|s| u64::from(s.size())).sum()
+    }
+    /// Number of segments.
+    #[must_use]
+    pub fn segment_count(&self) -> usize {
+        self.inner.lock().segments.len()
+    }
+    /// Base offsets of the segments, oldest first.
+    #[must_use]
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.inner.lock().segments.keys().copied().collect()
+    }
+    /// The current configuration.
+    #[must_use]
+    pub fn config(&self) -> LogConfig {
+        self.inner.lock().config.clone()
+    }
+    /// Replaces the configuration; it applies from the next append.
+    pub fn update_config(&self, config: LogConfig) {
+        self.inner.lock().config = config;
+    }
+
+    fn offline(&self) -> Error {
+        Error::LogDirOffline(self.dir.clone())
+    }
+
+    fn poison(&self, error: &Error) {
+        tracing::error!(dir = ?self.dir, %error, "I/O error: log taken offline until restart");
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    fn check_invariants(&self, inner: &LogInner) {
+        assert!(
+            inner.log_start_offset <= inner.next_offset,
+            "log start <= LEO"
+        );
+        assert!(
+            self.recovery_point() <= inner.next_offset,
+            "recovery point <= LEO"
+        );
+        debug_assert!(
+            inner
+                .segments
+                .values()
+                .all(|s| s.next_offset() <= inner.next_offset)
+        );
+    }
+
+    /// Validates and appends `records` (one or more v2 batches), assigning offsets in place.
+    /// With `flush.messages` reached, also syncs before returning.
+    ///
+    /// # Errors
+    /// A typed error per refusal (see [`Error`]); `LogDirOffline` once poisoned.
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> Result<AppendOutcome> {
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
+        let config = self.inner.lock().config.clone();
+        // The CRC pass is the expensive part of validation; it runs without the lock.
+        let validated = validator::validate(records, origin, &config)?;
+        let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
+        for (_, batch) in Batches::new(records).flatten() {
+            if let SequenceCheck::Duplicate(dup) = inner.producers.check(&batch, origin)? {
+                return Ok(AppendOutcome::Duplicate {
+                    first_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                    log_start_offset: inner.log_start_offset,
+                });
+            }
+        }
+        let first_offset = inner.next_offset;
+        let assigned = validator::assign_offsets(
+            records,
+            first_offset,
+            leader_epoch,
+            config.message_timestamp_type,
+            now_ms,
+        );
+        let needs_roll = inner.segments.values().next_back().is_none_or(|active| {
+            active.should_roll(validated.bytes, assigned.last_offset, &config, now_ms)
+        });
+        if needs_roll {
+            self.roll_locked(&mut inner, first_offset)
+                .inspect_err(|e| self.poison(e))?;
+        }
+        let active = inner.segments.values_mut().next_back();
+        let written = active.map_or(Ok(()), |s| s.append(records, &config));
+        written.inspect_err(|e| self.poison(e))?;
+        for (_, batch) in Batches::new(records).flatten() {
+            inner.producers.update(&batch);
+        }
+        inner.next_offset = assigned.last_offset + 1;
+        self.log_end_offset
+            .store(inner.next_offset, Ordering::Release);
+        self.check_invariants(&inner);
+        let info = LogAppendInfo {
+            first_offset,
+            last_offset: assigned.last_offset,
+            max_timestamp: assigned.max_timestamp,
+            offset_of_max_timestamp: assigned.offset_of_max_timestamp,
+            log_append_time_ms: match config.message_timestamp_type {
+                crate::batch::TimestampType::LogAppendTime => now_ms,
+                crate::batch::TimestampType::CreateTime => -1,
+            },
+            log_start_offset: inner.log_start_offset,
+            valid_bytes: validated.bytes,
+        };
+        let unflushed = inner.next_offset - self.recovery_point();
+        drop(inner);
+        if unflushed >= config.flush_messages {
+            self.sync_to(info.last_offset + 1, now_ms)?;
+        }
+        Ok(AppendOutcome::Appended(info))
+    }
+
+    /// Rolls a new active segment at the log end offset.
+    ///
+    /// # Errors
+    /// I/O errors creating the files (the log is poisoned).
+    pub fn roll(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let at = inner.next_offset;
+        if inner
+            .segments
+            .values()
+            .next_back()
+            .is_some_and(|s| s.size() == 0)
+        {
+            return Ok(());
+        }
+        self.roll_locked(&mut inner, at)
+            .inspect_err(|e| self.poison(e))
+    }
+
+    pub(crate) fn roll_locked(&self, inner: &mut LogInner, base_offset: i64) -> Result<()> {
+        if let Some(active) = inner.segments.values_mut().next_back() {
+            if active.size() == 0 && active.base_offset() == base_offset {
+                return Ok(());
+            }
+            active.on_become_inactive()?;
+        }
+        let segment = LogSegment::create(self.fs.as_ref(), &self.dir, base_offset, &inner.config)?;
+        if let Some(old) = inner.segments.insert(base_offset, segment) {
+            // Only an empty segment can share the new base offset.
+            debug_assert_eq!(old.size(), 0);
+        }
+        inner.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Group commit: returns once every offset below `end_offset` is fdatasynced. Concurrent
+    /// callers share one fdatasync: the first becomes the flusher and syncs everything appended
+    /// so far; the others wait and are released by its result.
+    ///
+    /// # Errors
+    /// `LogDirOffline` if this or an earlier sync failed. A failed fsync is never retried.
+    pub fn sync_to(&self, end_offset: i64, now_ms: i64) -> Result<()> {
+        loop {
+            if self.recovery_point() >= end_offset {
+                return Ok(());
+            }
+            if self.is_poisoned() {
+                return Err(self.offline());
+            }
+            let mut state = self.flush_state.lock();
+            if state.in_progress {
+                self.flushed.wait(&mut state);
+                continue;
+            }
+            state.in_progress = true;
+            drop(state);
+            let result = self.flush_once(now_ms);
+            let mut state = self.flush_state.lock();
+            state.in_progress = false;
+            self.flushed.notify_all();
+            drop(state);
+            result?;
+        }
+    }
+
+    /// Syncs everything appended so far. Only one runs at a time (see [`Log::sync_to`]).
+    fn flush_once(&self, now_ms: i64) -> Result<()> {
+        let (target, files, dir_dirty) = {
+            let mut inner = self.inner.lock();
+            let from = self.recovery_point();
+            let files: Vec<(Arc<dyn FileHandle>, PathBuf)> = segments_from(&inner, from)
+                .map(|s| (s.file().clone(), s.path().to_path_buf()))
+                .collect();
+            inner.last_flush_ms = now_ms;
+            (
+                inner.next_offset,
+                files,
+                std::mem::take(&mut inner.dir_dirty),
+            )
+        };
+        let result = (|| {
+            for (file, path) in &files {
+                file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
+            }
+            if dir_dirty {
+                self.fs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io("fsync dir", &self.dir, e))?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                let _ = self.recovery_point.fetch_max(target, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                self.poison(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Syncs if `flush.ms` has passed since the last sync and something is unflushed.
+    ///
+    /// # Errors
+    /// As [`Log::sync_to`].
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<()> {
+        let (due, end) = {
+            let inner = self.inner.lock();
+            let unflushed = inner.next_offset > self.recovery_point();
+            let due =
+                unflushed && now_ms.saturating_sub(inner.last_flush_ms) >= inner.config.flush_ms;
+            (due, inner.next_offset)
+        };
+        if due {
+            self.sync_to(end, now_ms)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` but
+    /// always at least one batch (KIP-74), and only batches starting below `max_offset`
+    /// (default: the high watermark). `offset == log_end_offset` gives an empty answer.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` outside `[log_start_offset, log_end_offset]`; I/O errors.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: Option<i64>,
+    ) -> Result<FetchDataInfo> {
+        let mut cursor = offset;
+        loop {
+            let (snapshot, info) = {
+                let inner = self.inner.lock();
+                let info = FetchDataInfo {
+                    records: Bytes::new(),
+                    log_start_offset: inner.log_start_offset,
+                    log_end_offset: inner.next_offset,
+                    high_watermark: inner.next_offset,
+                    last_stable_offset: inner.next_offset,
+                };
+                if offset < inner.log_start_offset || offset > inner.next_offset {
+                    return Err(Error::OffsetOutOfRange {
+                        requested: offset,
+                        log_start_offset: inner.log_start_offset,
+                        log_end_offset: inner.next_offset,
+                    });
+                }
+                let segment = inner
+                    .segments
+                    .range(..=cursor)
+                    .next_back()
+                    .or_else(|| inner.segments.range(cursor..).next())
+                    .map(|(_, s)| s);
+                match segment {
+                    Some(s) if cursor < inner.next_offset => (s.snapshot(cursor), info),
+                    _ => return Ok(info),
+                }
+            };
+            let limit = max_offset
+                .unwrap_or(info.high_watermark)
+                .min(info.high_watermark);
+            match snapshot.read(offset, max_bytes, limit, true)? {
+                SegmentRead::Found(records) => return Ok(FetchDataInfo { records, ..info }),
+                SegmentRead::NotHere => {
+                    // The wanted offset is past this segment's batches (compaction can leave
+                    // gaps): continue at the next segment.
+                    let inner = self.inner.lock();
+                    match inner.segments.range(snapshot.base_offset + 1..).next() {
+                        Some((&base, _)) => cursor = base.max(offset),
+                        None => return Ok(info),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first record with timestamp `>= timestamp`, at or after the log start offset.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let candidates: Vec<_> = {
+            let inner = self.inner.lock();
+            let start = inner.log_start_offset;
+            inner
+                .segments
+                .values()
+                .filter(|s| s.next_offset() > start && s.max_timestamp().timestamp >= timestamp)
+                .map(|s| {
+                    let from = s.time_lookup_offset(timestamp).max(start);
+                    (s.snapshot(from), from)
+                })
+                .collect()
+        };
+        for (snapshot, from) in candidates {
+            if let Some(found) = snapshot.find_timestamp(timestamp, from)? {
+                let offset = found.offset.max(from);
+                return Ok(Some(TimestampOffset { offset, ..found }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the offset of the batch that carries it.
+    #[must_use]
+    pub fn max_timestamp(&self) -> Option<TimestampOffset> {
+        let inner = self.inner.lock();
+        inner
+            .segments
+            .values()
+            .map(LogSegment::max_timestamp)
+            .filter(|t| t.timestamp >= 0 && t.offset >= inner.log_start_offset)
+            .max_by_key(|t| (t.timestamp, -t.offset))
+    }
+
+    /// DeleteRecords: advances the log start offset to `offset` and deletes segments wholly
+    /// below it. Returns the new log start offset (the low watermark).
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` past the high watermark; I/O errors deleting files.
+    pub fn delete_records(&self, offset: i64) -> Result<i64> {
+        let mut inner = self.inner.lock();
+        if offset > inner.next_offset || offset < 0 {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.next_offset,
+            });
+        }
+        if offset > inner.log_start_offset {
+            inner.log_start_offset = offset;
+            self.log_start_offset.store(offset, Ordering::Release);
+        }
+        crate::retention::delete_below_log_start(self, &mut inner)?;
+        self.check_invariants(&inner);
+        Ok(inner.log_start_offset)
+    }
+
+    /// Removes every record at or after `offset`.
+    ///
+    /// # Errors
+    /// I/O errors (the log is poisoned).
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let mut inner = self.inner.lock();
+        if offset >= inner.next_offset {
+            return Ok(());
+        }
+        let offset = offset.max(inner.log_start_offset);
+        let result = self.truncate_locked(&mut inner, offset);
+        result.inspect_err(|e| self.poison(e))
+    }
+
+    fn truncate_locked(&self, inner: &mut LogInner, offset: i64) -> Result<()> {
+        let doomed: Vec<i64> = inner.segments.range(offset..).map(|(&b, _)| b).collect();
+        let first_base = inner.segments.keys().next().copied();
+        for base in doomed {
+            if Some(base) == first_base {
+                continue;
+            }
+            if let Some(segment) = inner.segments.remove(&base) {
+                crate::retention::delete_segment_files(self.fs.as_ref(), &segment)?;
+            }
+        }
+        let config = inner.config.clone();
+        if let Some(active) = inner.segments.values_mut().next_back() {
+            let _ = active.truncate_to(offset, &config)?;
+            active.reactivate()?;
+        }
+        inner.producers.truncate_to(offset);
+        inner.next_offset = offset;
+        self.log_end_offset
+            .store(inner.next_offset, Ordering::Release);
+        let _ = self
+            .recovery_point
+            .fetch_min(inner.next_offset, Ordering::AcqRel);
+        self.check_invariants(inner);
+        Ok(())
+    }
+
+    /// Deletes segments by `retention.ms`, `retention.bytes` and the log start offset. Returns
+    /// how many segments were deleted.
+    ///
+    /// # Errors
+    /// I/O errors deleting files.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
+        let mut inner = self.inner.lock();
+        let deleted = crate::retention::enforce(self, &mut inner, now_ms)?;
+        self.log_start_offset
+            .store(inner.log_start_offset, Ordering::Release);
+        self.check_invariants(&inner);
+        Ok(deleted)
+    }
+
+    pub(crate) fn fs(&self) -> &dyn FileSystem {
+        self.fs.as_ref()
+    }
+
+    pub(crate) fn set_log_start_offset(&self, offset: i64) {
+        self.log_start_offset.store(offset, Ordering::Release);
+    }
+
+    /// Flushes everything and trims the active segment's indexes, then writes a producer
+    /// state snapshot, so the next open can skip recovery.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn close(&self, now_ms: i64) -> Result<()> {
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
+        self.sync_to(self.log_end_offset(), now_ms)?;
+        let mut inner = self.inner.lock();
+        if let Some(active) = inner.segments.values_mut().next_back() {
+            active.on_become_inactive()?;
+        }
+        crate::snapshot::write(
+            self.fs.as_ref(),
+            &self.dir,
+            inner.next_offset,
+            &inner.producers,
+        )
+    }
+}
+
+/// The segments that may hold offsets at or after `from`.
+fn segments_from(inner: &LogInner, from: i64) -> impl Iterator<Item = &LogSegment> {
+    let start = inner
+        .segments
+        .range(..=from)
+        .next_back()
+        .map_or(i64::MIN, |(&b, _)| b);
+    inner.segments.range(start..).map(|(_, s)| s)
+}

@@ -1,0 +1,158 @@
+//! Producer state snapshots: `{offset:020}.snapshot`, written at clean close so the next open
+//! does not scan the whole log to rebuild idempotence state.
+//!
+//! Format (big-endian; see `FORMAT.md`):
+//!
+//! ```text
+//! Snapshot =>
+//!   version   i16 = 1
+//!   crc       u32   CRC32C of everything after this field
+//!   count     i32
+//!   count × ProducerEntry =>
+//!     producer_id    i64
+//!     producer_epoch i16
+//!     batch_count    i8     at most 5
+//!     batch_count × (first_seq i32, last_seq i32, first_offset i64, last_offset i64, timestamp i64)
+//! ```
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use crate::error::{CorruptReason, Error, Result};
+use crate::file_names::{self, SNAPSHOT_SUFFIX};
+use crate::fs::{self, FileSystem};
+use crate::producer_state::{
+    BatchMetadata, MAX_BATCHES_PER_PRODUCER, ProducerStateEntry, ProducerStateManager,
+};
+
+const VERSION: i16 = 1;
+
+/// Writes the snapshot for `offset` and deletes older ones.
+pub(crate) fn write(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    offset: i64,
+    state: &ProducerStateManager,
+) -> Result<()> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&i32::try_from(state.len()).unwrap_or(i32::MAX).to_be_bytes());
+    for entry in state.entries() {
+        body.extend_from_slice(&entry.producer_id.to_be_bytes());
+        body.extend_from_slice(&entry.producer_epoch.to_be_bytes());
+        let n = entry.batches.len().min(MAX_BATCHES_PER_PRODUCER);
+        body.push(u8::try_from(n).unwrap_or(0));
+        for b in entry.batches.iter().take(n) {
+            body.extend_from_slice(&b.first_seq.to_be_bytes());
+            body.extend_from_slice(&b.last_seq.to_be_bytes());
+            body.extend_from_slice(&b.first_offset.to_be_bytes());
+            body.extend_from_slice(&b.last_offset.to_be_bytes());
+            body.extend_from_slice(&b.timestamp.to_be_bytes());
+        }
+    }
+    let mut out = VERSION.to_be_bytes().to_vec();
+    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    fs::write_atomically(
+        fs,
+        &file_names::file_path(dir, offset, SNAPSHOT_SUFFIX),
+        &out,
+    )?;
+    for (old, path) in list(fs, dir)? {
+        if old < offset {
+            let _ = fs.remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+/// Snapshot files in `dir` as `(offset, path)`, oldest first.
+pub(crate) fn list(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(i64, std::path::PathBuf)>> {
+    let names = fs
+        .list_dir(dir)
+        .map_err(|e| Error::io("list dir", dir, e))?;
+    let mut out: Vec<_> = names
+        .iter()
+        .filter_map(|n| file_names::parse(n).filter(|(_, s)| *s == SNAPSHOT_SUFFIX))
+        .map(|(o, _)| (o, file_names::file_path(dir, o, SNAPSHOT_SUFFIX)))
+        .collect();
+    out.sort_unstable_by_key(|(o, _)| *o);
+    Ok(out)
+}
+
+/// Reads a snapshot file into `state`.
+pub(crate) fn read(
+    fs: &dyn FileSystem,
+    path: &Path,
+    state: &mut ProducerStateManager,
+) -> Result<()> {
+    let bad = || Error::corrupt(path, 0, CorruptReason::BadCheckpoint);
+    let file = fs
+        .open(path, false)
+        .map_err(|e| Error::io("open snapshot", path, e))?;
+    let len = usize::try_from(
+        file.len()
+            .map_err(|e| Error::io("stat snapshot", path, e))?,
+    )
+    .map_err(|_| bad())?;
+    let mut bytes = vec![0u8; len];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::io("read snapshot", path, e))?;
+    let mut cur = Reader { buf: &bytes };
+    if cur.i16().ok_or_else(bad)? != VERSION {
+        return Err(bad());
+    }
+    let crc = cur.u32().ok_or_else(bad)?;
+    if crc32c::crc32c(cur.buf) != crc {
+        return Err(bad());
+    }
+    let count = cur.i32().ok_or_else(bad)?;
+    for _ in 0..count {
+        let producer_id = cur.i64().ok_or_else(bad)?;
+        let producer_epoch = cur.i16().ok_or_else(bad)?;
+        let n = cur.u8().ok_or_else(bad)?;
+        let mut batches = VecDeque::new();
+        for _ in 0..n {
+            batches.push_back(BatchMetadata {
+                first_seq: cur.i32().ok_or_else(bad)?,
+                last_seq: cur.i32().ok_or_else(bad)?,
+                first_offset: cur.i64().ok_or_else(bad)?,
+                last_offset: cur.i64().ok_or_else(bad)?,
+                timestamp: cur.i64().ok_or_else(bad)?,
+            });
+        }
+        state.restore(ProducerStateEntry {
+            producer_id,
+            producer_epoch,
+            batches,
+        });
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let head: [u8; N] = self.buf.get(..N)?.try_into().ok()?;
+        self.buf = self.buf.get(N..)?;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+}
