@@ -32,6 +32,7 @@ use crate::metadata::MetadataCache;
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
 use crate::server::{self, Shutdown};
+use crate::topic_config;
 
 /// Everything connections share. Owners hold the state; this only wires them together.
 #[derive(Debug)]
@@ -65,7 +66,14 @@ impl BrokerState {
             .log_manager()
             .logs()
             .into_iter()
-            .map(|(tp, log)| (tp.topic, tp.partition, log.log_end_offset(), log.size_bytes()))
+            .map(|(tp, log)| {
+                (
+                    tp.topic,
+                    tp.partition,
+                    log.log_end_offset(),
+                    log.size_bytes(),
+                )
+            })
             .collect();
         self.metrics.render(&partitions)
     }
@@ -199,8 +207,13 @@ impl BrokerBuilder {
         let address = config.listener();
         let listener = TcpListener::bind(&address)
             .await
-            .map_err(|source| StartError::Bind { address: address.clone(), source })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
+            .map_err(|source| StartError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address, source })?;
         let metrics_listener = match config.metrics_listener() {
             Some(address) => Some(
                 TcpListener::bind(&address)
@@ -213,7 +226,11 @@ impl BrokerBuilder {
         let state = open_state(Arc::clone(&config), self.clock, &data_dir, local_addr).await?;
         let (shutdown_sender, shutdown_receiver) = watch::channel(false);
         let shutdown = Shutdown::new(shutdown_receiver);
-        let mut tasks = vec![tokio::spawn(server::run(listener, Arc::clone(&state), shutdown.clone()))];
+        let mut tasks = vec![tokio::spawn(server::run(
+            listener,
+            Arc::clone(&state),
+            shutdown.clone(),
+        ))];
         if let Some(metrics_listener) = metrics_listener {
             tasks.push(tokio::spawn(server::admin_http::run(
                 metrics_listener,
@@ -243,10 +260,19 @@ async fn open_state(
 ) -> Result<Arc<BrokerState>, StartError> {
     let data_dir = data_dir.to_path_buf();
     let now_ms = clock.now_ms();
+    let opening_config = Arc::clone(&config);
     let opened = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
         std::fs::create_dir_all(&data_dir).map_err(StartError::Metadata)?;
-        let log_manager = LogManager::open(Arc::new(StdFs), &data_dir, now_ms)?;
+        // Metadata first, so recovered logs open with their topic's configs.
         let metadata = MetadataCache::open(&data_dir).map_err(StartError::Metadata)?;
+        let log_manager =
+            LogManager::open_with_configs(Arc::new(StdFs), &data_dir, now_ms, |tp| {
+                let overrides = metadata
+                    .topic(&tp.topic)
+                    .map(|t| t.configs.clone())
+                    .unwrap_or_default();
+                topic_config::log_config(&overrides, &opening_config)
+            })?;
         Ok((Arc::new(log_manager), Arc::new(metadata)))
     })
     .await
@@ -284,12 +310,11 @@ async fn open_state(
 /// The advertised listener, or the bound address (an unspecified bind address advertises the
 /// loopback address, the only one certain to reach this host).
 fn advertised(config: &BrokerConfig, local_addr: SocketAddr) -> (String, i32) {
-    if let Some(listener) = config.advertised_listener() {
-        if let Some((host, port)) = listener.rsplit_once(':') {
-            if let Ok(port) = port.parse() {
-                return (host.trim_matches(|c| c == '[' || c == ']').to_owned(), port);
-            }
-        }
+    if let Some(listener) = config.advertised_listener()
+        && let Some((host, port)) = listener.rsplit_once(':')
+        && let Ok(port) = port.parse()
+    {
+        return (host.trim_matches(|c| c == '[' || c == ']').to_owned(), port);
     }
     let host = if local_addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
@@ -301,8 +326,12 @@ fn advertised(config: &BrokerConfig, local_addr: SocketAddr) -> (String, i32) {
 
 /// Periodic storage work: flush.ms deadlines, retention, checkpoints.
 async fn background_tasks(state: Arc<BrokerState>, mut shutdown: Shutdown) {
-    let mut flush = tokio::time::interval(Duration::from_millis(state.config.log_flush_scheduler_interval_ms()));
-    let mut retention = tokio::time::interval(Duration::from_millis(state.config.log_retention_check_interval_ms()));
+    let mut flush = tokio::time::interval(Duration::from_millis(
+        state.config.log_flush_scheduler_interval_ms(),
+    ));
+    let mut retention = tokio::time::interval(Duration::from_millis(
+        state.config.log_retention_check_interval_ms(),
+    ));
     loop {
         let work: fn(&LogManager, i64) = tokio::select! {
             _ = flush.tick() => |logs, now_ms| logs.flush_due(now_ms),
@@ -379,7 +408,8 @@ impl BrokerHandle {
             }
         }
         let logs = Arc::clone(self.state.replica_manager.log_manager());
-        tokio::task::spawn_blocking(move || logs.shutdown())
+        let now_ms = self.state.clock.now_ms();
+        tokio::task::spawn_blocking(move || logs.shutdown(now_ms))
             .await
             .map_err(|e| StartError::Task(e.to_string()))??;
         tracing::info!("kairos stopped");

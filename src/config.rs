@@ -66,7 +66,10 @@ impl ConfigDef {
             ConfigType::Boolean => match value.to_ascii_lowercase().as_str() {
                 "true" => Ok("true".into()),
                 "false" => Ok("false".into()),
-                _ => Err(format!("{} must be true or false, got {value:?}", self.name)),
+                _ => Err(format!(
+                    "{} must be true or false, got {value:?}",
+                    self.name
+                )),
             },
             ConfigType::Int | ConfigType::Long => {
                 let parsed: i64 = value
@@ -76,13 +79,19 @@ impl ConfigDef {
                     return Err(format!("{} must fit in 32 bits, got {parsed}", self.name));
                 }
                 if parsed < self.min {
-                    return Err(format!("{} must be at least {}, got {parsed}", self.name, self.min));
+                    return Err(format!(
+                        "{} must be at least {}, got {parsed}",
+                        self.name, self.min
+                    ));
                 }
                 Ok(parsed.to_string())
             }
             ConfigType::String => {
                 if !self.one_of.is_empty() && !self.one_of.contains(&value) {
-                    return Err(format!("{} must be one of {:?}, got {value:?}", self.name, self.one_of));
+                    return Err(format!(
+                        "{} must be one of {:?}, got {value:?}",
+                        self.name, self.one_of
+                    ));
                 }
                 Ok(value.to_owned())
             }
@@ -96,7 +105,10 @@ impl ConfigDef {
                     .iter()
                     .find(|item| !self.one_of.is_empty() && !self.one_of.contains(item))
                 {
-                    return Err(format!("{} items must be among {:?}, got {bad:?}", self.name, self.one_of));
+                    return Err(format!(
+                        "{} items must be among {:?}, got {bad:?}",
+                        self.name, self.one_of
+                    ));
                 }
                 Ok(items.join(","))
             }
@@ -126,7 +138,13 @@ use ConfigType::{Boolean, Int, List, Long};
 /// Every broker config Kairos understands. Topic-level defaults (`log.retention.ms`, ...) are
 /// here too; `topic_config` names them as synonyms of the topic configs.
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
-    def("node.id", Int, Some("1"), 0, "The id of this (single) node."),
+    def(
+        "node.id",
+        Int,
+        Some("1"),
+        0,
+        "The id of this (single) node.",
+    ),
     ConfigDef {
         name: "log.dirs",
         kind: ConfigType::String,
@@ -151,15 +169,69 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         one_of: &[],
         doc: "The address clients are told to connect to; defaults to the bound address.",
     },
-    def("auto.create.topics.enable", Boolean, Some("true"), 0, "Create unknown topics on Metadata requests that allow it."),
-    def("num.partitions", Int, Some("1"), 1, "Partitions of auto-created topics."),
-    def("default.replication.factor", Int, Some("1"), 1, "Replication factor of auto-created topics (always 1 on a single node)."),
-    def("delete.topic.enable", Boolean, Some("true"), 0, "Whether DeleteTopics is allowed."),
-    def("socket.request.max.bytes", Int, Some("104857600"), 64, "Largest request frame accepted; larger frames close the connection before the body is read."),
-    def("max.connections", Int, Some("1000"), 1, "Connections served at once; more wait in the accept backlog."),
-    def("queued.max.requests", Int, Some("500"), 1, "Requests in flight per connection before the broker stops reading from it."),
-    def("log.retention.check.interval.ms", Long, Some("300000"), 1, "How often retention runs."),
-    def("log.flush.scheduler.interval.ms", Long, Some("1000"), 1, "How often flush.ms deadlines are checked."),
+    def(
+        "auto.create.topics.enable",
+        Boolean,
+        Some("true"),
+        0,
+        "Create unknown topics on Metadata requests that allow it.",
+    ),
+    def(
+        "num.partitions",
+        Int,
+        Some("1"),
+        1,
+        "Partitions of auto-created topics.",
+    ),
+    def(
+        "default.replication.factor",
+        Int,
+        Some("1"),
+        1,
+        "Replication factor of auto-created topics (always 1 on a single node).",
+    ),
+    def(
+        "delete.topic.enable",
+        Boolean,
+        Some("true"),
+        0,
+        "Whether DeleteTopics is allowed.",
+    ),
+    def(
+        "socket.request.max.bytes",
+        Int,
+        Some("104857600"),
+        64,
+        "Largest request frame accepted; larger frames close the connection before the body is read.",
+    ),
+    def(
+        "max.connections",
+        Int,
+        Some("1000"),
+        1,
+        "Connections served at once; more wait in the accept backlog.",
+    ),
+    def(
+        "queued.max.requests",
+        Int,
+        Some("500"),
+        1,
+        "Requests in flight per connection before the broker stops reading from it.",
+    ),
+    def(
+        "log.retention.check.interval.ms",
+        Long,
+        Some("300000"),
+        1,
+        "How often retention runs.",
+    ),
+    def(
+        "log.flush.scheduler.interval.ms",
+        Long,
+        Some("1000"),
+        1,
+        "How often flush.ms deadlines are checked.",
+    ),
     ConfigDef {
         name: "kairos.metrics.listener",
         kind: ConfigType::String,
@@ -168,17 +240,83 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         one_of: &[],
         doc: "host:port of the admin HTTP listener serving Prometheus /metrics; unset disables it.",
     },
-    def("kairos.acks.all.fsync", Boolean, Some("true"), 0, "fsync before acknowledging acks=all. false gives Kafka's page-cache durability."),
-    def("message.max.bytes", Int, Some("1048588"), 0, "Default max.message.bytes of topics."),
-    def("log.segment.bytes", Int, Some("1073741824"), 14, "Default segment.bytes of topics."),
-    def("log.roll.ms", Long, Some("604800000"), 1, "Default segment.ms of topics."),
-    def("log.index.size.max.bytes", Int, Some("10485760"), 4, "Default segment.index.bytes of topics."),
-    def("log.index.interval.bytes", Int, Some("4096"), 0, "Default index.interval.bytes of topics."),
-    def("log.retention.ms", Long, Some("604800000"), -1, "Default retention.ms of topics (-1 = forever)."),
-    def("log.retention.bytes", Long, Some("-1"), -1, "Default retention.bytes of topics (-1 = unlimited)."),
-    def("log.flush.interval.messages", Long, Some("9223372036854775807"), 1, "Default flush.messages of topics."),
-    def("log.flush.interval.ms", Long, Some("9223372036854775807"), 0, "Default flush.ms of topics."),
-    def("log.cleaner.min.compaction.lag.ms", Long, Some("0"), 0, "Default min.compaction.lag.ms of topics."),
+    def(
+        "kairos.acks.all.fsync",
+        Boolean,
+        Some("true"),
+        0,
+        "fsync before acknowledging acks=all. false gives Kafka's page-cache durability.",
+    ),
+    def(
+        "message.max.bytes",
+        Int,
+        Some("1048588"),
+        0,
+        "Default max.message.bytes of topics.",
+    ),
+    def(
+        "log.segment.bytes",
+        Int,
+        Some("1073741824"),
+        14,
+        "Default segment.bytes of topics.",
+    ),
+    def(
+        "log.roll.ms",
+        Long,
+        Some("604800000"),
+        1,
+        "Default segment.ms of topics.",
+    ),
+    def(
+        "log.index.size.max.bytes",
+        Int,
+        Some("10485760"),
+        4,
+        "Default segment.index.bytes of topics.",
+    ),
+    def(
+        "log.index.interval.bytes",
+        Int,
+        Some("4096"),
+        0,
+        "Default index.interval.bytes of topics.",
+    ),
+    def(
+        "log.retention.ms",
+        Long,
+        Some("604800000"),
+        -1,
+        "Default retention.ms of topics (-1 = forever).",
+    ),
+    def(
+        "log.retention.bytes",
+        Long,
+        Some("-1"),
+        -1,
+        "Default retention.bytes of topics (-1 = unlimited).",
+    ),
+    def(
+        "log.flush.interval.messages",
+        Long,
+        Some("9223372036854775807"),
+        1,
+        "Default flush.messages of topics.",
+    ),
+    def(
+        "log.flush.interval.ms",
+        Long,
+        Some("9223372036854775807"),
+        0,
+        "Default flush.ms of topics.",
+    ),
+    def(
+        "log.cleaner.min.compaction.lag.ms",
+        Long,
+        Some("0"),
+        0,
+        "Default min.compaction.lag.ms of topics.",
+    ),
     ConfigDef {
         name: "log.cleanup.policy",
         kind: List,
@@ -255,7 +393,9 @@ impl BrokerConfig {
     fn long(&self, name: &str) -> i64 {
         // Values are validated on the way in and defaults are valid by construction (a unit test
         // checks every default), so a parse failure here cannot happen.
-        self.string(name).and_then(|v| v.parse().ok()).unwrap_or_default()
+        self.string(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
     }
 
     fn boolean(&self, name: &str) -> bool {
@@ -284,7 +424,8 @@ impl BrokerConfig {
     /// `advertised.listeners` without its scheme, if set.
     #[must_use]
     pub fn advertised_listener(&self) -> Option<String> {
-        self.string("advertised.listeners").map(|v| strip_scheme(&v))
+        self.string("advertised.listeners")
+            .map(|v| strip_scheme(&v))
     }
 
     /// `auto.create.topics.enable`.
@@ -376,7 +517,12 @@ mod tests {
     fn every_default_validates() {
         for def in BROKER_CONFIGS {
             if let Some(default) = def.default {
-                assert_eq!(def.validate(default).as_deref(), Ok(default), "{}", def.name);
+                assert_eq!(
+                    def.validate(default).as_deref(),
+                    Ok(default),
+                    "{}",
+                    def.name
+                );
             }
         }
     }
@@ -390,7 +536,10 @@ mod tests {
         config.set("num.partitions", "3").unwrap();
         assert_eq!(config.num_partitions(), 3);
         assert_eq!(config.get("num.partitions"), Some(("3".into(), true)));
-        assert_eq!(config.get("delete.topic.enable"), Some(("true".into(), false)));
+        assert_eq!(
+            config.get("delete.topic.enable"),
+            Some(("true".into(), false))
+        );
     }
 
     #[test]

@@ -161,7 +161,11 @@ impl Controller {
                 ));
             }
             let node_id = self.config.node_id();
-            if new_topic.assignments.iter().any(|brokers| brokers != &[node_id]) {
+            if new_topic
+                .assignments
+                .iter()
+                .any(|brokers| brokers != &[node_id])
+            {
                 return Err(ApiError::new(
                     ResponseError::InvalidReplicaAssignment,
                     format!("every partition must be assigned to node {node_id} only"),
@@ -179,7 +183,9 @@ impl Controller {
         if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
-                format!("partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {partitions}"),
+                format!(
+                    "partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {partitions}"
+                ),
             ));
         }
         Ok(partitions)
@@ -211,11 +217,11 @@ impl Controller {
             topic: topic.to_owned(),
             partition,
         };
-        if self.replica_manager.log_manager().get(&tp).is_some() {
-            if let Err(error) = self.replica_manager.log_manager().delete(&tp) {
-                // The metadata is already gone, so start-up removes the orphan directory.
-                tracing::warn!(topic, partition, %error, "deleting a partition log failed");
-            }
+        if self.replica_manager.log_manager().get(&tp).is_some()
+            && let Err(error) = self.replica_manager.log_manager().delete(&tp)
+        {
+            // The metadata is already gone, so start-up removes the orphan directory.
+            tracing::warn!(topic, partition, %error, "deleting a partition log failed");
         }
     }
 
@@ -255,7 +261,10 @@ impl Controller {
         if count <= topic.partitions || count > PARTITIONS_PER_TOPIC_MAX {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
-                format!("topic has {} partitions; asked for {count}", topic.partitions),
+                format!(
+                    "topic has {} partitions; asked for {count}",
+                    topic.partitions
+                ),
             ));
         }
         if let Some(assignments) = assignments {
@@ -296,7 +305,8 @@ impl Controller {
         for (config, value) in configs {
             let Some(value) = value else {
                 // A null value in the legacy API means "no override" for that config.
-                let _ = topic_config::topic_config_def(config).ok_or_else(|| unknown_config(config))?;
+                let _ =
+                    topic_config::topic_config_def(config).ok_or_else(|| unknown_config(config))?;
                 continue;
             };
             let (config, value) = topic_config::validate_override(config, value)?;
@@ -435,14 +445,15 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     } else if name == "." || name == ".." {
         Some(format!("{name:?} is not a valid topic name"))
     } else if name.len() > TOPIC_NAME_BYTES_MAX {
-        Some(format!("topic name is longer than {TOPIC_NAME_BYTES_MAX} characters"))
-    } else if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        Some(format!("topic name {name:?} contains {bad:?}; only [a-zA-Z0-9._-] are allowed"))
+        Some(format!(
+            "topic name is longer than {TOPIC_NAME_BYTES_MAX} characters"
+        ))
     } else {
-        None
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .map(|bad| {
+                format!("topic name {name:?} contains {bad:?}; only [a-zA-Z0-9._-] are allowed")
+            })
     };
     match reason {
         Some(reason) => Err(ApiError::new(ResponseError::InvalidTopicException, reason)),
@@ -493,16 +504,58 @@ mod tests {
     fn incremental_list_operations() {
         let broker = BrokerConfig::default();
         let mut overrides = TopicOverrides::new();
-        apply_op(&mut overrides, "cleanup.policy", AlterConfigOp::Append, Some("compact"), &broker).unwrap();
+        apply_op(
+            &mut overrides,
+            "cleanup.policy",
+            AlterConfigOp::Append,
+            Some("compact"),
+            &broker,
+        )
+        .unwrap();
         assert_eq!(overrides["cleanup.policy"], "delete,compact");
-        apply_op(&mut overrides, "cleanup.policy", AlterConfigOp::Subtract, Some("delete"), &broker).unwrap();
+        apply_op(
+            &mut overrides,
+            "cleanup.policy",
+            AlterConfigOp::Subtract,
+            Some("delete"),
+            &broker,
+        )
+        .unwrap();
         assert_eq!(overrides["cleanup.policy"], "compact");
-        apply_op(&mut overrides, "retention.ms", AlterConfigOp::Set, Some("1000"), &broker).unwrap();
-        apply_op(&mut overrides, "retention.ms", AlterConfigOp::Delete, None, &broker).unwrap();
+        apply_op(
+            &mut overrides,
+            "retention.ms",
+            AlterConfigOp::Set,
+            Some("1000"),
+            &broker,
+        )
+        .unwrap();
+        apply_op(
+            &mut overrides,
+            "retention.ms",
+            AlterConfigOp::Delete,
+            None,
+            &broker,
+        )
+        .unwrap();
         assert!(!overrides.contains_key("retention.ms"));
-        let error = apply_op(&mut overrides, "retention.ms", AlterConfigOp::Append, Some("1"), &broker).unwrap_err();
+        let error = apply_op(
+            &mut overrides,
+            "retention.ms",
+            AlterConfigOp::Append,
+            Some("1"),
+            &broker,
+        )
+        .unwrap_err();
         assert_eq!(error.code, ResponseError::InvalidConfig);
-        let error = apply_op(&mut overrides, "bogus", AlterConfigOp::Set, Some("1"), &broker).unwrap_err();
+        let error = apply_op(
+            &mut overrides,
+            "bogus",
+            AlterConfigOp::Set,
+            Some("1"),
+            &broker,
+        )
+        .unwrap_err();
         assert_eq!(error.code, ResponseError::InvalidConfig);
     }
 }

@@ -158,10 +158,7 @@ mod tests {
                 },
                 1,
             ),
-            (
-                StorageError::RecordBatchTooLarge { size: 10, max: 5 },
-                10,
-            ),
+            (StorageError::RecordBatchTooLarge { size: 10, max: 5 }, 10),
             (
                 StorageError::OutOfOrderSequence {
                     producer_id: 1,

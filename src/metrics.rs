@@ -44,8 +44,9 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("kairos");
         let requests = Family::<Labels, Counter>::default();
-        let request_seconds =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let request_seconds = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let bytes_in = Counter::default();
         let bytes_out = Counter::default();
         let connections = Gauge::default();
@@ -59,11 +60,31 @@ impl Metrics {
             request_seconds.clone(),
         );
         registry.register("network_bytes_in", "Request bytes read", bytes_in.clone());
-        registry.register("network_bytes_out", "Response bytes written", bytes_out.clone());
-        registry.register("connections", "Open client connections", connections.clone());
-        registry.register("connections_accepted", "Client connections accepted", connections_accepted.clone());
-        registry.register("log_end_offset", "Log end offset per partition", log_end_offset.clone());
-        registry.register("log_size_bytes", "Log size per partition", log_size_bytes.clone());
+        registry.register(
+            "network_bytes_out",
+            "Response bytes written",
+            bytes_out.clone(),
+        );
+        registry.register(
+            "connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted",
+            connections_accepted.clone(),
+        );
+        registry.register(
+            "log_end_offset",
+            "Log end offset per partition",
+            log_end_offset.clone(),
+        );
+        registry.register(
+            "log_size_bytes",
+            "Log size per partition",
+            log_size_bytes.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -86,12 +107,16 @@ impl Metrics {
 
     /// Bytes read from clients.
     pub fn add_bytes_in(&self, bytes: usize) {
-        let _ = self.bytes_in.inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+        let _ = self
+            .bytes_in
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     /// Bytes written to clients.
     pub fn add_bytes_out(&self, bytes: usize) {
-        let _ = self.bytes_out.inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+        let _ = self
+            .bytes_out
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     /// A connection opened.
@@ -112,7 +137,10 @@ impl Metrics {
         self.log_end_offset.clear();
         self.log_size_bytes.clear();
         for (topic, partition, leo, size) in partitions {
-            let labels = vec![("topic", topic.clone()), ("partition", partition.to_string())];
+            let labels = vec![
+                ("topic", topic.clone()),
+                ("partition", partition.to_string()),
+            ];
             let _ = self.log_end_offset.get_or_create(&labels).set(*leo);
             let _ = self
                 .log_size_bytes
@@ -137,8 +165,14 @@ mod tests {
         metrics.add_bytes_in(10);
         metrics.connection_opened();
         let text = metrics.render(&[("t".into(), 0, 42, 1000)]);
-        assert!(text.contains("kairos_requests_total{api=\"Produce\"} 1"), "{text}");
-        assert!(text.contains("kairos_log_end_offset{topic=\"t\",partition=\"0\"} 42"), "{text}");
+        assert!(
+            text.contains("kairos_requests_total{api=\"Produce\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kairos_log_end_offset{topic=\"t\",partition=\"0\"} 42"),
+            "{text}"
+        );
         assert!(text.contains("kairos_connections 1"), "{text}");
     }
 }

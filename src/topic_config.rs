@@ -47,17 +47,94 @@ use ConfigType::{Int, List, Long};
 
 /// Every topic config Kairos implements.
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    topic("cleanup.policy", List, "log.cleanup.policy", 0, &["delete", "compact"], "delete, compact, or both."),
-    topic("retention.ms", Long, "log.retention.ms", -1, &[], "Delete segments older than this (-1 = forever)."),
-    topic("retention.bytes", Long, "log.retention.bytes", -1, &[], "Delete old segments beyond this size per partition (-1 = unlimited)."),
-    topic("segment.bytes", Int, "log.segment.bytes", 14, &[], "Roll a segment at this size."),
-    topic("segment.ms", Long, "log.roll.ms", 1, &[], "Roll a segment after this long."),
-    topic("segment.index.bytes", Int, "log.index.size.max.bytes", 4, &[], "Offset/time index size per segment."),
-    topic("index.interval.bytes", Int, "log.index.interval.bytes", 0, &[], "Bytes between offset index entries."),
-    topic("max.message.bytes", Int, "message.max.bytes", 0, &[], "Largest record batch accepted."),
-    topic("flush.messages", Long, "log.flush.interval.messages", 1, &[], "fsync after this many messages."),
-    topic("flush.ms", Long, "log.flush.interval.ms", 0, &[], "fsync after this long."),
-    topic("min.compaction.lag.ms", Long, "log.cleaner.min.compaction.lag.ms", 0, &[], "Records younger than this are not compacted."),
+    topic(
+        "cleanup.policy",
+        List,
+        "log.cleanup.policy",
+        0,
+        &["delete", "compact"],
+        "delete, compact, or both.",
+    ),
+    topic(
+        "retention.ms",
+        Long,
+        "log.retention.ms",
+        -1,
+        &[],
+        "Delete segments older than this (-1 = forever).",
+    ),
+    topic(
+        "retention.bytes",
+        Long,
+        "log.retention.bytes",
+        -1,
+        &[],
+        "Delete old segments beyond this size per partition (-1 = unlimited).",
+    ),
+    topic(
+        "segment.bytes",
+        Int,
+        "log.segment.bytes",
+        14,
+        &[],
+        "Roll a segment at this size.",
+    ),
+    topic(
+        "segment.ms",
+        Long,
+        "log.roll.ms",
+        1,
+        &[],
+        "Roll a segment after this long.",
+    ),
+    topic(
+        "segment.index.bytes",
+        Int,
+        "log.index.size.max.bytes",
+        4,
+        &[],
+        "Offset/time index size per segment.",
+    ),
+    topic(
+        "index.interval.bytes",
+        Int,
+        "log.index.interval.bytes",
+        0,
+        &[],
+        "Bytes between offset index entries.",
+    ),
+    topic(
+        "max.message.bytes",
+        Int,
+        "message.max.bytes",
+        0,
+        &[],
+        "Largest record batch accepted.",
+    ),
+    topic(
+        "flush.messages",
+        Long,
+        "log.flush.interval.messages",
+        1,
+        &[],
+        "fsync after this many messages.",
+    ),
+    topic(
+        "flush.ms",
+        Long,
+        "log.flush.interval.ms",
+        0,
+        &[],
+        "fsync after this long.",
+    ),
+    topic(
+        "min.compaction.lag.ms",
+        Long,
+        "log.cleaner.min.compaction.lag.ms",
+        0,
+        &[],
+        "Records younger than this are not compacted.",
+    ),
     topic(
         "message.timestamp.type",
         ConfigType::String,
@@ -153,9 +230,16 @@ pub fn resolve(overrides: &TopicOverrides, broker: &BrokerConfig) -> Vec<Resolve
         .map(|def| {
             let mut synonyms = Vec::new();
             if let Some(value) = overrides.get(def.def.name) {
-                synonyms.push((def.def.name.to_owned(), Some(value.clone()), ConfigSource::Topic));
+                synonyms.push((
+                    def.def.name.to_owned(),
+                    Some(value.clone()),
+                    ConfigSource::Topic,
+                ));
             }
-            match def.broker_synonym.and_then(|name| Some((name, broker.get(name)?))) {
+            match def
+                .broker_synonym
+                .and_then(|name| Some((name, broker.get(name)?)))
+            {
                 Some((name, (value, true))) => {
                     synonyms.push((name.to_owned(), Some(value), ConfigSource::StaticBroker));
                 }
@@ -236,7 +320,12 @@ fn set<T: TryFrom<i64>>(field: &mut T, value: Option<i64>) {
 fn storage_cleanup_policy(value: &str) -> kairos_storage::CleanupPolicy {
     let compact = value.split(',').any(|p| p == "compact");
     let delete = value.split(',').any(|p| p == "delete");
-    kairos_storage::CleanupPolicy { compact, delete }
+    match (compact, delete) {
+        (true, true) => kairos_storage::CleanupPolicy::CompactDelete,
+        (true, false) => kairos_storage::CleanupPolicy::Compact,
+        // An empty list is refused by validation; `delete` is Kafka's default.
+        (false, _) => kairos_storage::CleanupPolicy::Delete,
+    }
 }
 
 #[cfg(test)]
@@ -263,7 +352,9 @@ mod tests {
 
     #[test]
     fn resolve_reports_sources_and_synonyms() {
-        let broker = BrokerConfig::default().with("log.retention.ms", "1000").unwrap();
+        let broker = BrokerConfig::default()
+            .with("log.retention.ms", "1000")
+            .unwrap();
         let mut overrides = TopicOverrides::new();
         let _ = overrides.insert("segment.bytes".into(), "1048576".into());
         let resolved = resolve(&overrides, &broker);

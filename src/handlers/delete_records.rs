@@ -11,7 +11,10 @@ use super::blocking;
 use crate::broker::BrokerState;
 
 /// Answers every partition with its new low watermark or an error.
-pub async fn handle(state: &Arc<BrokerState>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let replica_manager = Arc::clone(&state.replica_manager);
     let topics = blocking(Vec::new(), move || {
         request
@@ -24,9 +27,15 @@ pub async fn handle(state: &Arc<BrokerState>, request: DeleteRecordsRequest) -> 
                     .map(|p| {
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index);
-                        match replica_manager.delete_records(&topic.name, p.partition_index, p.offset) {
+                        match replica_manager.delete_records(
+                            &topic.name,
+                            p.partition_index,
+                            p.offset,
+                        ) {
                             Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                            Err(error) => result.with_error_code(error.code()).with_low_watermark(-1),
+                            Err(error) => {
+                                result.with_error_code(error.code()).with_low_watermark(-1)
+                            }
                         }
                     })
                     .collect();

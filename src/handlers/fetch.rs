@@ -10,13 +10,19 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKi
 use crate::broker::BrokerState;
 use crate::error::ApiError;
 use crate::protocol::{RequestContext, ResponseFuture, ready};
-use crate::replica::delayed_fetch::{FetchParams, FetchPartition, FetchPartitionData, unknown_topic_id};
+use crate::replica::delayed_fetch::{
+    FetchParams, FetchPartition, FetchPartitionData, unknown_topic_id,
+};
 
 /// Version from which topics are named by id.
 const TOPIC_ID_VERSION: i16 = 13;
 
 /// Starts the fetch; the returned future long-polls off the connection's read path.
-pub fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, request: FetchRequest) -> ResponseFuture {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    ctx: &RequestContext,
+    request: FetchRequest,
+) -> ResponseFuture {
     if request.session_id != 0 {
         return ready(
             FetchResponse::default()
@@ -28,14 +34,21 @@ pub fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, request: FetchRequ
     let params = FetchParams {
         max_wait_ms: request.max_wait_ms,
         min_bytes: request.min_bytes,
-        max_bytes: if ctx.api_version >= 3 { request.max_bytes } else { i32::MAX },
+        max_bytes: if ctx.api_version >= 3 {
+            request.max_bytes
+        } else {
+            i32::MAX
+        },
         isolation_level: request.isolation_level,
     };
     let mut layout = Vec::with_capacity(request.topics.len());
     let mut partitions = Vec::new();
     for topic in request.topics {
         let resolved: Result<_, ApiError> = if by_id {
-            state.metadata.topic_by_id(topic.topic_id).ok_or_else(unknown_topic_id)
+            state
+                .metadata
+                .topic_by_id(topic.topic_id)
+                .ok_or_else(unknown_topic_id)
         } else {
             state
                 .metadata
@@ -73,12 +86,18 @@ pub fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, request: FetchRequ
             })
             .collect();
         Ok(Some(ResponseKind::Fetch(
-            FetchResponse::default().with_session_id(0).with_responses(responses),
+            FetchResponse::default()
+                .with_session_id(0)
+                .with_responses(responses),
         )))
     })
 }
 
-fn partition_data(index: i32, data: Option<FetchPartitionData>, read_committed: bool) -> PartitionData {
+fn partition_data(
+    index: i32,
+    data: Option<FetchPartitionData>,
+    read_committed: bool,
+) -> PartitionData {
     let Some(data) = data else {
         return PartitionData::default()
             .with_partition_index(index)

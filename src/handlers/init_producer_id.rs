@@ -11,7 +11,10 @@ use super::blocking;
 use crate::broker::BrokerState;
 
 /// Allocates a producer id.
-pub async fn handle(state: &Arc<BrokerState>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let failed = |code: ResponseError| {
         InitProducerIdResponse::default()
             .with_error_code(code.code())
@@ -22,9 +25,10 @@ pub async fn handle(state: &Arc<BrokerState>, request: InitProducerIdRequest) ->
         return failed(ResponseError::TransactionalIdAuthorizationFailed);
     }
     let producer_ids = Arc::clone(&state.producer_ids);
-    match blocking(Err(std::io::Error::other("allocation task failed")), move || {
-        producer_ids.generate_producer_id()
-    })
+    match blocking(
+        Err(std::io::Error::other("allocation task failed")),
+        move || producer_ids.generate_producer_id(),
+    )
     .await
     {
         Ok(id) => InitProducerIdResponse::default()

@@ -97,9 +97,7 @@ async fn find_or_create(
     if let Some(topic) = state.metadata.topic(name) {
         return Ok(topic);
     }
-    if let Err(error) = crate::controller::validate_topic_name(name) {
-        return Err(error);
-    }
+    crate::controller::validate_topic_name(name)?;
     if !(allow_auto_create && state.config.auto_create_topics_enable()) {
         return Err(ResponseError::UnknownTopicOrPartition.into());
     }

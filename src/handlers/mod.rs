@@ -40,8 +40,12 @@ pub async fn handle(
         RequestKind::InitProducerId(req) => ready(init_producer_id::handle(state, req).await),
         RequestKind::DeleteRecords(req) => ready(delete_records::handle(state, req).await),
         RequestKind::DescribeCluster(req) => ready(describe_cluster::handle(state, &req)),
-        RequestKind::CreateTopics(req) => ready(admin::create_topics::handle(state, ctx, req).await),
-        RequestKind::DeleteTopics(req) => ready(admin::delete_topics::handle(state, ctx, req).await),
+        RequestKind::CreateTopics(req) => {
+            ready(admin::create_topics::handle(state, ctx, req).await)
+        }
+        RequestKind::DeleteTopics(req) => {
+            ready(admin::delete_topics::handle(state, ctx, req).await)
+        }
         RequestKind::CreatePartitions(req) => {
             ready(admin::create_partitions::handle(state, req).await)
         }

@@ -42,18 +42,29 @@ pub async fn handle(
         layout.push((topic.name, partitions));
     }
     if !matches!(acks, -1..=1) {
-        let results = vec![PartitionAppendResult::rejected(ResponseError::InvalidRequiredAcks.into()); entries.len()];
+        let results =
+            vec![
+                PartitionAppendResult::rejected(ResponseError::InvalidRequiredAcks.into());
+                entries.len()
+            ];
         let response = build_response(layout, results);
         return Box::pin(async move { Ok(Some(ResponseKind::Produce(response))) });
     }
     if request.transactional_id.is_some() {
         // Transactions are not advertised yet (no AddPartitionsToTxn), so a transactional batch
         // cannot be part of a valid transaction.
-        let error = ApiError::new(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet");
+        let error = ApiError::new(
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported yet",
+        );
         let results = vec![PartitionAppendResult::rejected(error); entries.len()];
         let response = build_response(layout, results);
         if acks == 0 {
-            return Box::pin(async move { Err(ConnectionError::AcksZeroProduceFailed(ResponseError::TransactionalIdAuthorizationFailed.into())) });
+            return Box::pin(async move {
+                Err(ConnectionError::AcksZeroProduceFailed(
+                    ResponseError::TransactionalIdAuthorizationFailed.into(),
+                ))
+            });
         }
         return Box::pin(async move { Ok(Some(ResponseKind::Produce(response))) });
     }

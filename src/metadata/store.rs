@@ -70,10 +70,10 @@ impl MetadataStore {
         let mut topics = Vec::new();
         for entry in fs::read_dir(self.dir.join("topics"))? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                if let Some(topic) = read_json(&path)? {
-                    topics.push(topic);
-                }
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(topic) = read_json(&path)?
+            {
+                topics.push(topic);
             }
         }
         Ok(topics)

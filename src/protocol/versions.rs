@@ -88,7 +88,10 @@ mod tests {
         for (key, advertised) in SUPPORTED_APIS {
             let codec = crate_range(*key);
             assert!(advertised.min <= advertised.max, "{key:?}");
-            assert!(codec.min <= advertised.min && advertised.max <= codec.max, "{key:?}");
+            assert!(
+                codec.min <= advertised.min && advertised.max <= codec.max,
+                "{key:?}"
+            );
         }
     }
 

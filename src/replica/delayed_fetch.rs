@@ -88,12 +88,14 @@ impl ReplicaManager {
         let partitions = Arc::new(partitions);
         let mut appended = self.subscribe_appends();
         let max_wait = Duration::from_millis(
-            u64::try_from(params.max_wait_ms).unwrap_or(0).min(FETCH_WAIT_MS_MAX),
+            u64::try_from(params.max_wait_ms)
+                .unwrap_or(0)
+                .min(FETCH_WAIT_MS_MAX),
         );
         let deadline = tokio::time::sleep(max_wait);
         tokio::pin!(deadline);
         loop {
-            let _seen = appended.borrow_and_update();
+            appended.mark_unchanged();
             let (data, bytes, has_error) = self.read_once(params, &partitions).await;
             let enough = bytes >= usize::try_from(params.min_bytes).unwrap_or(0);
             if enough || has_error || max_wait.is_zero() || deadline.is_elapsed() {
@@ -121,7 +123,8 @@ impl ReplicaManager {
     ) -> (Vec<FetchPartitionData>, usize, bool) {
         let manager = Arc::clone(self);
         let partitions = Arc::clone(partitions);
-        let joined = tokio::task::spawn_blocking(move || manager.read_blocking(params, &partitions)).await;
+        let joined =
+            tokio::task::spawn_blocking(move || manager.read_blocking(params, &partitions)).await;
         joined.unwrap_or_else(|join_error| {
             tracing::error!(%join_error, "fetch task failed");
             (Vec::new(), 0, true)

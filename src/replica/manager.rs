@@ -77,6 +77,7 @@ pub struct PendingProduce {
     results: Vec<PartitionAppendResult>,
     // `(index into results, log, end offset)` to fsync before answering acks=-1.
     to_sync: Vec<(usize, Arc<Log>, i64)>,
+    clock: Arc<dyn Clock>,
 }
 
 impl PendingProduce {
@@ -93,10 +94,11 @@ impl PendingProduce {
             return self.results;
         }
         let to_sync = std::mem::take(&mut self.to_sync);
+        let clock = Arc::clone(&self.clock);
         let synced = tokio::task::spawn_blocking(move || {
             to_sync
                 .into_iter()
-                .map(|(index, log, end_offset)| (index, log.sync_to(end_offset)))
+                .map(|(index, log, end_offset)| (index, log.sync_to(end_offset, clock.now_ms())))
                 .collect::<Vec<_>>()
         })
         .await;
@@ -111,7 +113,8 @@ impl PendingProduce {
             Err(join_error) => {
                 tracing::error!(%join_error, "fsync task failed");
                 for result in &mut self.results {
-                    *result = PartitionAppendResult::failed(ResponseError::KafkaStorageError.into());
+                    *result =
+                        PartitionAppendResult::failed(ResponseError::KafkaStorageError.into());
                 }
             }
         }
@@ -216,12 +219,16 @@ impl ReplicaManager {
         let pending = joined.unwrap_or_else(|join_error| {
             tracing::error!(%join_error, "append task failed");
             PendingProduce {
-                results: vec![PartitionAppendResult::failed(ResponseError::UnknownServerError.into())],
+                results: vec![PartitionAppendResult::failed(
+                    ResponseError::UnknownServerError.into(),
+                )],
                 to_sync: Vec::new(),
+                clock: Arc::clone(&self.clock),
             }
         });
         if pending.results.iter().any(|r| r.error.is_none()) {
-            self.appended.send_modify(|count| *count = count.wrapping_add(1));
+            self.appended
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
         pending
     }
@@ -243,7 +250,11 @@ impl ReplicaManager {
                 }
             }
         }
-        PendingProduce { results, to_sync }
+        PendingProduce {
+            results,
+            to_sync,
+            clock: Arc::clone(&self.clock),
+        }
     }
 
     fn append_one(
@@ -253,7 +264,10 @@ impl ReplicaManager {
         let topic = self.topic(&entry.topic)?;
         let log = self.partition_log(&topic, entry.partition)?;
         let Some(records) = entry.records.as_ref().filter(|r| !r.is_empty()) else {
-            return Err(ApiError::new(ResponseError::CorruptMessage, "produce without records"));
+            return Err(ApiError::new(
+                ResponseError::CorruptMessage,
+                "produce without records",
+            ));
         };
         // Storage patches offsets and the leader epoch in place, so it needs its own copy of the
         // bytes (the request frame is shared).
@@ -282,13 +296,13 @@ impl ReplicaManager {
             AppendOutcome::Duplicate {
                 first_offset,
                 last_offset,
-                ..
+                log_start_offset,
             } => (
                 PartitionAppendResult {
                     error: None,
                     base_offset: first_offset,
                     log_append_time_ms: -1,
-                    log_start_offset: log.log_start_offset(),
+                    log_start_offset,
                     record_errors: Vec::new(),
                 },
                 last_offset + 1,

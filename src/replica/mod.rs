@@ -2,7 +2,7 @@
 //! Fetch, ListOffsets and DeleteRecords.
 
 pub mod delayed_fetch;
-pub mod offsets;
 pub mod manager;
+pub mod offsets;
 
 pub use manager::ReplicaManager;

@@ -58,13 +58,18 @@ impl ReplicaManager {
             LATEST_TIMESTAMP if isolation_level == 1 => at(log.last_stable_offset()),
             LATEST_TIMESTAMP => at(log.high_watermark()),
             EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => at(log.log_start_offset()),
-            MAX_TIMESTAMP => log.max_timestamp().map_or(none, |found| OffsetAndTimestamp {
-                offset: found.offset,
-                timestamp: found.timestamp,
-                leader_epoch: epoch,
-            }),
+            MAX_TIMESTAMP => log
+                .max_timestamp()
+                .map_or(none, |found| OffsetAndTimestamp {
+                    offset: found.offset,
+                    timestamp: found.timestamp,
+                    leader_epoch: epoch,
+                }),
             LATEST_TIERED_TIMESTAMP => none,
-            t if t >= 0 => match log.offset_for_timestamp(t).map_err(|e| ApiError::from(&e))? {
+            t if t >= 0 => match log
+                .offset_for_timestamp(t)
+                .map_err(|e| ApiError::from(&e))?
+            {
                 Some(found) => OffsetAndTimestamp {
                     offset: found.offset,
                     timestamp: found.timestamp,
@@ -94,7 +99,11 @@ impl ReplicaManager {
     ) -> Result<i64, ApiError> {
         let topic = self.topic(topic)?;
         let log = self.partition_log(&topic, partition)?;
-        let offset = if offset == -1 { log.high_watermark() } else { offset };
+        let offset = if offset == -1 {
+            log.high_watermark()
+        } else {
+            offset
+        };
         if offset < 0 || offset > log.high_watermark() {
             return Err(ResponseError::OffsetOutOfRange.into());
         }

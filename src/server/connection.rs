@@ -82,7 +82,9 @@ async fn read_requests(
                 api_version: 0,
                 correlation_id,
                 started,
-                response: tokio::spawn(ready(handlers::api_versions::unsupported_version_response())),
+                response: tokio::spawn(ready(
+                    handlers::api_versions::unsupported_version_response(),
+                )),
             },
             Decoded::Request(ctx, request) => {
                 let pending = handlers::handle(state, &ctx, request).await?;
@@ -131,7 +133,9 @@ async fn read_frame(
             return if buffer.is_empty() {
                 Ok(None)
             } else {
-                Err(ConnectionError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+                Err(ConnectionError::Io(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ))
             };
         }
     }

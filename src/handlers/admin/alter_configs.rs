@@ -19,18 +19,29 @@ use crate::error::ApiError;
 use crate::handlers::{blocking, str_bytes};
 
 /// Legacy AlterConfigs.
-pub async fn handle(state: &Arc<BrokerState>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let validate_only = request.validate_only;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let configs: Vec<(String, Option<String>)> = resource
             .configs
             .iter()
-            .map(|c| (c.name.to_string(), c.value.as_ref().map(ToString::to_string)))
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().map(ToString::to_string),
+                )
+            })
             .collect();
         let name = resource.resource_name.to_string();
         let controller = Arc::clone(&state.controller);
-        let outcome = check_resource(resource.resource_type, &configs.iter().map(|c| c.0.clone()).collect::<Vec<_>>());
+        let outcome = check_resource(
+            resource.resource_type,
+            &configs.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
+        );
         let outcome = match outcome {
             Ok(()) => {
                 blocking(Err(ResponseError::UnknownServerError.into()), move || {
@@ -64,13 +75,20 @@ pub async fn handle_incremental(
         let mut bad_op = None;
         for config in &resource.configs {
             match AlterConfigOp::from_code(config.config_operation) {
-                Some(op) => ops.push((config.name.to_string(), op, config.value.as_ref().map(ToString::to_string))),
+                Some(op) => ops.push((
+                    config.name.to_string(),
+                    op,
+                    config.value.as_ref().map(ToString::to_string),
+                )),
                 None => bad_op = Some(config.config_operation),
             }
         }
         let names: Vec<String> = ops.iter().map(|o| o.0.clone()).collect();
         let outcome = match (bad_op, check_resource(resource.resource_type, &names)) {
-            (Some(op), _) => Err(ApiError::new(ResponseError::InvalidRequest, format!("unknown config operation {op}"))),
+            (Some(op), _) => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("unknown config operation {op}"),
+            )),
             (None, Err(error)) => Err(error),
             (None, Ok(())) => {
                 let name = resource.resource_name.to_string();
@@ -104,12 +122,18 @@ fn check_resource(resource_type: i8, names: &[String]) -> Result<(), ApiError> {
             ));
         }
         other => {
-            return Err(ApiError::new(ResponseError::InvalidRequest, format!("unsupported resource type {other}")));
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("unsupported resource type {other}"),
+            ));
         }
     }
     let mut seen = BTreeSet::new();
     if let Some(duplicate) = names.iter().find(|n| !seen.insert(n.as_str())) {
-        return Err(ApiError::new(ResponseError::InvalidRequest, format!("config {duplicate} appears twice")));
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("config {duplicate} appears twice"),
+        ));
     }
     Ok(())
 }

@@ -19,9 +19,11 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.to_string();
         let count = topic.count;
-        let assignments: Option<Vec<Vec<i32>>> = topic
-            .assignments
-            .map(|a| a.iter().map(|b| b.broker_ids.iter().map(|id| id.0).collect()).collect());
+        let assignments: Option<Vec<Vec<i32>>> = topic.assignments.map(|a| {
+            a.iter()
+                .map(|b| b.broker_ids.iter().map(|id| id.0).collect())
+                .collect()
+        });
         let controller = Arc::clone(&state.controller);
         let outcome = blocking(Err(ResponseError::UnknownServerError.into()), move || {
             controller.create_partitions(&name, count, assignments.as_deref(), validate_only)

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use crate::broker::BrokerState;
@@ -52,7 +54,12 @@ pub async fn handle(
             configs: topic
                 .configs
                 .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(ToString::to_string)))
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.value.as_ref().map(ToString::to_string),
+                    )
+                })
                 .collect(),
         };
         let controller = Arc::clone(&state.controller);

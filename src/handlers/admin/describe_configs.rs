@@ -60,7 +60,9 @@ pub fn handle(
                                 entry.with_synonyms(
                                     c.synonyms
                                         .iter()
-                                        .map(|(name, value, source)| synonym(name, value.as_deref(), *source))
+                                        .map(|(name, value, source)| {
+                                            synonym(name, value.as_deref(), *source)
+                                        })
                                         .collect(),
                                 )
                             } else {
@@ -83,7 +85,11 @@ pub fn handle(
                         .into_iter()
                         .filter(|(def, _, _)| wanted(def.name))
                         .map(|(def, value, explicit)| {
-                            let source = if explicit { ConfigSource::StaticBroker } else { ConfigSource::Default };
+                            let source = if explicit {
+                                ConfigSource::StaticBroker
+                            } else {
+                                ConfigSource::Default
+                            };
                             let entry = entry(def.name, value.as_deref(), source, true)
                                 .with_config_type(def.kind.describe_code());
                             let entry = if documentation {
@@ -92,7 +98,11 @@ pub fn handle(
                                 entry
                             };
                             if synonyms {
-                                entry.with_synonyms(vec![synonym(def.name, value.as_deref(), source)])
+                                entry.with_synonyms(vec![synonym(
+                                    def.name,
+                                    value.as_deref(),
+                                    source,
+                                )])
                             } else {
                                 entry
                             }
@@ -102,14 +112,21 @@ pub fn handle(
                 }
                 other => result
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(&format!("unsupported resource type {other}")))),
+                    .with_error_message(Some(str_bytes(&format!(
+                        "unsupported resource type {other}"
+                    )))),
             }
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn entry(name: &str, value: Option<&str>, source: ConfigSource, read_only: bool) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: Option<&str>,
+    source: ConfigSource,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(value.map(str_bytes))
