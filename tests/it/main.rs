@@ -1,0 +1,10 @@
+//! The one integration test binary (one link step). Each module says what belongs in it.
+
+mod support;
+
+mod admin;
+mod clients_python;
+mod durability;
+mod produce_fetch;
+mod protocol_bytes;
+mod regression;
