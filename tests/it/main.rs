@@ -1,6 +1,7 @@
 //! The one integration test binary (one link step). Each module says what belongs in it.
 
 mod support;
+mod wire;
 
 mod admin;
 mod clients_python;
