@@ -74,6 +74,12 @@ impl Wire {
         response
     }
 
+    /// Half-closes the connection (no more bytes from us).
+    pub(crate) fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
+    #[allow(dead_code)]
     /// True when the broker closed the connection (EOF or reset) within the read timeout.
     pub(crate) fn is_closed(&mut self) -> bool {
         let mut byte = [0_u8; 1];
