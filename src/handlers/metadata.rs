@@ -41,8 +41,12 @@ pub async fn handle(
             topics
                 .into_iter()
                 .map(|t| match t.name {
-                    Some(name) => Wanted::Name(name.to_string()),
-                    None => Wanted::Id(t.topic_id),
+                    // v10+ may name a topic by id only; the name is then null (or, from some
+                    // encoders, empty).
+                    Some(name) if !(name.is_empty() && !t.topic_id.is_nil()) => {
+                        Wanted::Name(name.to_string())
+                    }
+                    _ => Wanted::Id(t.topic_id),
                 })
                 .collect(),
         ),
