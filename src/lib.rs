@@ -38,8 +38,10 @@ pub mod metrics;
 pub mod protocol;
 pub mod replica;
 pub mod server;
+pub mod temporal;
 pub mod topic_config;
 
 pub use broker::{Broker, BrokerBuilder, BrokerHandle, StartError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::BrokerConfig;
+

@@ -164,9 +164,13 @@ impl<'a> RecordBatchHeader<'a> {
         i64::from_be_bytes(read(self.bytes, BASE_OFFSET_AT))
     }
     /// Offset of the last record (`base_offset + last_offset_delta`).
+    ///
+    /// Both fields may be garbage (the base offset is outside the CRC), so the sum wraps
+    /// instead of panicking; scans reject a batch whose last offset is below its base offset.
     #[must_use]
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset()
+            .wrapping_add(i64::from(self.last_offset_delta()))
     }
     /// `last_offset - base_offset`.
     #[must_use]
@@ -268,11 +272,15 @@ impl<'a> RecordBatchHeader<'a> {
         if base == NO_SEQUENCE {
             return NO_SEQUENCE;
         }
+        // Kafka's `DefaultRecordBatch.incrementSequence`, in Java's wrapping int arithmetic,
+        // so that a header that has not been validated (a negative delta) cannot panic.
         let delta = self.last_offset_delta();
-        if base > i32::MAX - delta {
-            delta - (i32::MAX - base) - 1
+        if base > i32::MAX.wrapping_sub(delta) {
+            delta
+                .wrapping_sub(i32::MAX.wrapping_sub(base))
+                .wrapping_sub(1)
         } else {
-            base + delta
+            base.wrapping_add(delta)
         }
     }
     /// Number of records the header claims.

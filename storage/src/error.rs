@@ -106,6 +106,12 @@ pub enum Error {
         /// The producer.
         producer_id: i64,
     },
+    /// A producer with an open transaction wrote a non-transactional batch.
+    #[error("producer {producer_id} has an open transaction but wrote a non-transactional batch")]
+    InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+    },
     /// The log was poisoned by an earlier I/O failure and refuses writes until restart.
     #[error("log {0:?} is offline after an earlier I/O error")]
     LogDirOffline(PathBuf),

@@ -9,6 +9,8 @@ pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 /// Sparse timestamp → offset index.
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Aborted-transaction index.
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 /// Producer state snapshot.
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// A segment file scheduled for deletion.

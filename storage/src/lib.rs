@@ -10,7 +10,8 @@
 //! - [`log`]: [`Log`], one partition: append with group commit, read, roll, truncate.
 //! - `segment`, `index`, `file_records`: a segment's `.log`, `.index` and `.timeindex`.
 //! - [`loader`] (crate-private): open with recovery. `retention`: deleting segments.
-//! - [`producer_state`]: idempotent-producer sequence state; `snapshot` persists it.
+//! - [`producer_state`]: idempotent and transactional producer state; `snapshot` persists it;
+//!   [`control`] reads and writes transaction markers; `index::txn` lists aborted transactions.
 //! - [`manager`]: [`LogManager`], a data directory of logs, its lock and checkpoints.
 //! - [`record`], [`builder`], [`compression`]: decode and encode records inside a batch.
 //! - [`fs`]: the file-system seam every file operation goes through.
@@ -22,6 +23,7 @@ pub mod builder;
 mod checkpoint;
 pub mod compression;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod file_names;
 mod file_records;
@@ -42,6 +44,7 @@ pub use checkpoint::{LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{CorruptReason, Error, InvalidRecordReason, Result};
 pub use index::time::TimestampOffset;
+pub use index::txn::AbortedTxn;
 pub use log::{AppendOutcome, FetchDataInfo, LoadParams, Log, LogAppendInfo};
 pub use manager::{LogManager, TopicPartition};
 pub use validator::AppendOrigin;

@@ -109,7 +109,11 @@ fn load_segments(
         if needs_recovery {
             recovered = true;
             let truncated = segment.recover(config)?;
-            if truncated > 0 && !last {
+            // A segment that ends before the next one starts lost its unsynced tail in a crash
+            // that kept the next segment's directory entry: keeping the next segments would
+            // leave a gap, so they go as after a truncation.
+            let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
+            if (truncated > 0 || ends_early) && !last {
                 tracing::warn!(
                     ?dir,
                     base,
@@ -125,6 +129,13 @@ fn load_segments(
             }
         } else {
             segment.load_tail(config)?;
+        }
+        if !last {
+            // A rebuild (above, or inside `load_tail`) leaves the indexes at their full
+            // preallocated size. An inactive segment's indexes must be trimmed, as at a roll:
+            // the next open takes the entry count from the file length, so zero-filled slack
+            // would fail the sanity check and force a rebuild on every restart.
+            segment.on_become_inactive()?;
         }
         let _ = segments.insert(base, segment);
     }
@@ -142,7 +153,11 @@ fn sync_all(fs: &dyn FileSystem, dir: &Path, inner: &LogInner) -> Result<()> {
 }
 
 /// Loads the newest usable snapshot and replays batch headers after it.
-fn rebuild_producer_state(fs: &dyn FileSystem, dir: &Path, inner: &mut LogInner) -> Result<()> {
+pub(crate) fn rebuild_producer_state(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    inner: &mut LogInner,
+) -> Result<()> {
     let mut from = inner.log_start_offset;
     for (offset, path) in crate::snapshot::list(fs, dir)?.into_iter().rev() {
         if offset > inner.next_offset {
@@ -161,22 +176,61 @@ fn rebuild_producer_state(fs: &dyn FileSystem, dir: &Path, inner: &mut LogInner)
             }
         }
     }
-    for segment in inner.segments.values() {
+    replay_producer_state(inner, from)
+}
+
+/// Replays batch headers from `from` into the producer state, and rebuilds the transaction
+/// indexes' entries from `from` on. Control batches are the only bodies read.
+pub(crate) fn replay_producer_state(inner: &mut LogInner, from: i64) -> Result<()> {
+    for segment in inner.segments.values_mut() {
+        segment.truncate_txn_index(from)?;
+    }
+    let bases: Vec<i64> = inner.segments.keys().copied().collect();
+    let mut control = Vec::new();
+    for base in bases {
+        let Some(segment) = inner.segments.get(&base) else {
+            continue;
+        };
         if segment.next_offset() <= from {
             continue;
         }
         let snapshot = segment.snapshot(from);
-        let mut reader = BatchReader::new(snapshot.file, snapshot.start_position, snapshot.size);
+        let path = segment.path().to_path_buf();
+        let mut reader = BatchReader::new(
+            snapshot.file.clone(),
+            snapshot.start_position,
+            snapshot.size,
+        );
         loop {
-            match reader.next_header() {
-                Ok((info, header)) => {
-                    if info.last_offset >= from {
-                        let header = RecordBatchHeader::header_only(&header);
-                        inner.producers.update(&header);
-                    }
-                }
+            let (info, header) = match reader.next_header() {
+                Ok(found) => found,
                 Err(ScanStop::End | ScanStop::Invalid(..)) => break,
-                Err(ScanStop::Io(e)) => return Err(Error::io("scan", segment.path(), e)),
+                Err(ScanStop::Io(e)) => return Err(Error::io("scan", &path, e)),
+            };
+            if info.last_offset < from {
+                continue;
+            }
+            let header = RecordBatchHeader::header_only(&header);
+            let marker = if header.is_control() {
+                control.resize(info.total_size as usize, 0);
+                snapshot
+                    .file
+                    .read_exact_at(&mut control, u64::from(info.position))
+                    .map_err(|e| Error::io("scan", &path, e))?;
+                RecordBatchHeader::parse(&control)
+                    .ok()
+                    .and_then(|b| crate::control::parse_marker(&b))
+            } else {
+                None
+            };
+            let done = inner
+                .producers
+                .update(&header, marker)
+                .filter(|d| d.aborted);
+            if let Some(entry) = done.map(|d| inner.producers.aborted_entry(&d))
+                && let Some(segment) = inner.segments.get_mut(&base)
+            {
+                segment.append_aborted_txn(entry)?;
             }
         }
     }

@@ -20,9 +20,11 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::batch::Batches;
 use crate::config::LogConfig;
+use crate::control;
 use crate::error::{Error, Result};
 use crate::fs::{FileHandle, FileSystem};
 use crate::index::time::TimestampOffset;
+use crate::index::txn::AbortedTxn;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::segment::{LogSegment, SegmentRead};
 use crate::validator::{self, AppendOrigin};
@@ -115,6 +117,8 @@ pub struct Log {
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     recovery_point: AtomicI64,
+    /// First offset of the earliest open transaction, `i64::MAX` when none.
+    first_unstable_offset: AtomicI64,
     /// Set after a failed write or fsync. Never cleared: after a failed fsync the kernel may
     /// have dropped dirty pages, so only a restart (and recovery from the log) is safe.
     poisoned: AtomicBool,
@@ -142,6 +146,9 @@ impl Log {
             log_start_offset: AtomicI64::new(inner.log_start_offset),
             log_end_offset: AtomicI64::new(inner.next_offset),
             recovery_point: AtomicI64::new(recovery_point),
+            first_unstable_offset: AtomicI64::new(
+                inner.producers.first_unstable_offset().unwrap_or(i64::MAX),
+            ),
             dir,
             fs,
             inner: Mutex::new(inner),
@@ -187,11 +194,13 @@ impl Log {
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
     }
-    /// Bound for read_committed readers. Equal to the high watermark until transactions keep
-    /// an open-transaction offset here.
+    /// Bound for read_committed readers: the first offset of the earliest open transaction,
+    /// or the high watermark when none is open.
     #[must_use]
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark()
+        self.first_unstable_offset
+            .load(Ordering::Acquire)
+            .min(self.high_watermark())
     }
     /// Everything below this offset is fdatasynced.
     #[must_use]
@@ -304,9 +313,8 @@ impl Log {
         let active = inner.segments.values_mut().next_back();
         let written = active.map_or(Ok(()), |s| s.append(records, &config));
         written.inspect_err(|e| self.poison(e))?;
-        for (_, batch) in Batches::new(records).flatten() {
-            inner.producers.update(&batch);
-        }
+        self.update_producer_state(&mut inner, records)
+            .inspect_err(|e| self.poison(e))?;
         inner.next_offset = assigned.last_offset + 1;
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
@@ -331,12 +339,61 @@ impl Log {
         Ok(AppendOutcome::Appended(info))
     }
 
+    /// Applies appended batches to the producer state; an ABORT marker adds an entry to the
+    /// active segment's transaction index.
+    fn update_producer_state(&self, inner: &mut LogInner, records: &[u8]) -> Result<()> {
+        for (_, batch) in Batches::new(records).flatten() {
+            let marker = control::parse_marker(&batch);
+            let done = inner.producers.update(&batch, marker).filter(|d| d.aborted);
+            if let Some(entry) = done.map(|d| inner.producers.aborted_entry(&d))
+                && let Some(active) = inner.segments.values_mut().next_back()
+            {
+                active.append_aborted_txn(entry)?;
+            }
+        }
+        self.publish_first_unstable(inner);
+        Ok(())
+    }
+
+    fn publish_first_unstable(&self, inner: &LogInner) {
+        let first = inner.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable_offset.store(first, Ordering::Release);
+    }
+
+    /// Forgets idle producers; see [`ProducerStateManager`]. Returns how many were removed.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.inner
+            .lock()
+            .producers
+            .remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Aborted transactions overlapping `[start, upper)`, for a read_committed fetch of that
+    /// range: clients drop those producers' records between each first offset and its marker.
+    #[must_use]
+    pub fn aborted_transactions(&self, start: i64, upper: i64) -> Vec<AbortedTxn> {
+        let inner = self.inner.lock();
+        let from = inner
+            .segments
+            .range(..=start)
+            .next_back()
+            .map_or(i64::MIN, |(&b, _)| b);
+        let mut out = Vec::new();
+        for segment in inner.segments.range(from..upper.max(from)).map(|(_, s)| s) {
+            segment.collect_aborted(start, upper, &mut out);
+        }
+        out
+    }
+
     /// Rolls a new active segment at the log end offset.
     ///
     /// # Errors
-    /// I/O errors creating the files (the log is poisoned).
+    /// I/O errors creating the files (the log is poisoned); `LogDirOffline` once poisoned.
     pub fn roll(&self) -> Result<()> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         let at = inner.next_offset;
         if inner
             .segments
@@ -364,6 +421,27 @@ impl Log {
         }
         inner.dir_dirty = true;
         Ok(())
+    }
+
+    /// Fsyncs the directory if segments were created since its last fsync. Retention and
+    /// DeleteRecords call it before deleting segments: a deletion may reach the disk before an
+    /// earlier creation, and a crash that keeps the deletions but loses the newer segments
+    /// leaves the log restarting below offsets it already acknowledged as flushed.
+    pub(crate) fn sync_dir_if_dirty(&self, inner: &mut LogInner) -> Result<()> {
+        if !inner.dir_dirty {
+            return Ok(());
+        }
+        match self.fs.sync_dir(&self.dir) {
+            Ok(()) => {
+                inner.dir_dirty = false;
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::io("fsync dir", &self.dir, e);
+                self.poison(&e);
+                Err(e)
+            }
+        }
     }
 
     /// Group commit: returns once every offset below `end_offset` is fdatasynced. Concurrent
@@ -474,7 +552,11 @@ impl Log {
                     log_start_offset: inner.log_start_offset,
                     log_end_offset: inner.next_offset,
                     high_watermark: inner.next_offset,
-                    last_stable_offset: inner.next_offset,
+                    last_stable_offset: inner
+                        .producers
+                        .first_unstable_offset()
+                        .unwrap_or(i64::MAX)
+                        .min(inner.next_offset),
                 };
                 if offset < inner.log_start_offset || offset > inner.next_offset {
                     return Err(Error::OffsetOutOfRange {
@@ -555,9 +637,13 @@ impl Log {
     /// below it. Returns the new log start offset (the low watermark).
     ///
     /// # Errors
-    /// `OffsetOutOfRange` past the high watermark; I/O errors deleting files.
+    /// `OffsetOutOfRange` past the high watermark; I/O errors deleting files;
+    /// `LogDirOffline` once poisoned.
     pub fn delete_records(&self, offset: i64) -> Result<i64> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         if offset > inner.next_offset || offset < 0 {
             return Err(Error::OffsetOutOfRange {
                 requested: offset,
@@ -577,9 +663,12 @@ impl Log {
     /// Removes every record at or after `offset`.
     ///
     /// # Errors
-    /// I/O errors (the log is poisoned).
+    /// I/O errors (the log is poisoned); `LogDirOffline` once poisoned.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         if offset >= inner.next_offset {
             return Ok(());
         }
@@ -604,8 +693,26 @@ impl Log {
             let _ = active.truncate_to(offset, &config)?;
             active.reactivate()?;
         }
-        inner.producers.truncate_to(offset);
+        // Snapshots taken past the new end describe batches that are gone: an unclean restart
+        // would load one and answer new batches as duplicates of removed ones. The next flush
+        // fsyncs the directory, making the deletion durable before the new data is.
+        for (snapshot_offset, path) in crate::snapshot::list(self.fs.as_ref(), &self.dir)? {
+            if snapshot_offset > offset {
+                self.fs
+                    .remove_file(&path)
+                    .map_err(|e| Error::io("delete snapshot", &path, e))?;
+                inner.dir_dirty = true;
+            }
+        }
         inner.next_offset = offset;
+        // Rebuild rather than drop the removed batches from memory: the state keeps only each
+        // producer's last five batches, and the older ones that are now the last must be
+        // found again (Kafka's truncateAndReload). The result is what a restart would load.
+        // The replay also reopens a transaction whose marker was cut off, and rebuilds the
+        // transaction indexes.
+        inner.producers.clear();
+        crate::loader::rebuild_producer_state(self.fs.as_ref(), &self.dir, inner)?;
+        self.publish_first_unstable(inner);
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
         let _ = self
@@ -619,9 +726,12 @@ impl Log {
     /// how many segments were deleted.
     ///
     /// # Errors
-    /// I/O errors deleting files.
+    /// I/O errors deleting files; `LogDirOffline` once poisoned.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize> {
         let mut inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
         let deleted = crate::retention::enforce(self, &mut inner, now_ms)?;
         self.log_start_offset
             .store(inner.log_start_offset, Ordering::Release);

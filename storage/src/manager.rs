@@ -263,6 +263,15 @@ impl LogManager {
         }
     }
 
+    /// Forgets producers idle for `expiration_ms` in every log (Kafka's
+    /// `producer.id.expiration.ms`, checked every `producer.id.expiration.check.interval.ms`).
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.logs()
+            .iter()
+            .map(|(_, log)| log.remove_expired_producers(now_ms, expiration_ms))
+            .sum()
+    }
+
     /// Syncs every log whose `flush.ms` has passed.
     pub fn flush_due(&self, now_ms: i64) {
         for (tp, log) in self.logs() {

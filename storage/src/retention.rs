@@ -67,6 +67,9 @@ fn delete_while(
         let at = inner.next_offset;
         log.roll_locked(inner, at)?;
     }
+    if !doomed.is_empty() {
+        log.sync_dir_if_dirty(inner)?;
+    }
     let n = doomed.len();
     for (base, _) in doomed {
         if let Some(segment) = inner.segments.remove(&base) {
@@ -87,6 +90,7 @@ pub(crate) fn delete_below_log_start(log: &Log, inner: &mut LogInner) -> Result<
         if next_base > start {
             break;
         }
+        log.sync_dir_if_dirty(inner)?;
         if let Some(segment) = inner.segments.remove(&base) {
             delete_segment_files(log.fs(), &segment)?;
             n += 1;
@@ -102,6 +106,7 @@ pub(crate) fn delete_below_log_start(log: &Log, inner: &mut LogInner) -> Result<
     if active_below {
         let at = inner.next_offset;
         log.roll_locked(inner, at)?;
+        log.sync_dir_if_dirty(inner)?;
         if let Some(segment) = inner.segments.pop_first().map(|(_, s)| s) {
             delete_segment_files(log.fs(), &segment)?;
             n += 1;

@@ -11,11 +11,12 @@ use bytes::{Bytes, BytesMut};
 use crate::batch::{Batches, RecordBatchHeader};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use crate::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
 use crate::file_records::{BatchInfo, BatchReader, ScanStop};
 use crate::fs::{FileHandle, FileSystem};
 use crate::index::offset::OffsetIndex;
 use crate::index::time::{TimeIndex, TimestampOffset};
+use crate::index::txn::{AbortedTxn, TransactionIndex};
 
 /// One segment of a partition log.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ pub(crate) struct LogSegment {
     size: u32,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
     bytes_since_last_index_entry: u32,
     max_timestamp_so_far: i64,
     offset_of_max_timestamp_so_far: i64,
@@ -97,6 +99,7 @@ impl LogSegment {
             .map_err(|e| Error::io("stat segment", &log_path, e))?;
         let index_path = file_names::file_path(dir, base_offset, INDEX_SUFFIX);
         let time_path = file_names::file_path(dir, base_offset, TIME_INDEX_SUFFIX);
+        let txn_path = file_names::file_path(dir, base_offset, TXN_INDEX_SUFFIX);
         let max = config.segment_index_bytes;
         Ok(Self {
             base_offset,
@@ -105,6 +108,7 @@ impl LogSegment {
             size: u32::try_from(len).unwrap_or(u32::MAX),
             offset_index: OffsetIndex::open(fs, &index_path, base_offset, max, writable)?,
             time_index: TimeIndex::open(fs, &time_path, base_offset, max, writable)?,
+            txn_index: TransactionIndex::open(fs, &txn_path)?,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: -1,
             offset_of_max_timestamp_so_far: base_offset,
@@ -133,6 +137,21 @@ impl LogSegment {
             timestamp: self.max_timestamp_so_far,
             offset: self.offset_of_max_timestamp_so_far,
         }
+    }
+
+    /// Records an aborted transaction whose marker is in this segment.
+    pub(crate) fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<()> {
+        self.txn_index.append(txn)
+    }
+
+    /// Drops aborted-transaction entries whose marker is at or after `offset`.
+    pub(crate) fn truncate_txn_index(&mut self, offset: i64) -> Result<()> {
+        self.txn_index.truncate_to(offset)
+    }
+
+    /// Aborted transactions in this segment overlapping `[start, upper)`.
+    pub(crate) fn collect_aborted(&self, start: i64, upper: i64, out: &mut Vec<AbortedTxn>) {
+        self.txn_index.collect(start, upper, out);
     }
 
     /// Whether appending `bytes` more, at `now_ms`, must go to a new segment.
@@ -340,17 +359,19 @@ impl LogSegment {
         self.size = cut;
         self.offset_index.truncate_to(offset);
         self.time_index.truncate_to(offset);
+        self.txn_index.truncate_to(offset)?;
         // Recompute max timestamp and next offset from what is left.
         self.recover(config)?;
         Ok(true)
     }
 
     /// Paths of the segment's files, for deletion.
-    pub(crate) fn file_paths(&self) -> [PathBuf; 3] {
+    pub(crate) fn file_paths(&self) -> [PathBuf; 4] {
         [
             self.log_path.clone(),
             self.offset_index_path(),
             self.time_index_path(),
+            self.log_path.with_extension(&TXN_INDEX_SUFFIX[1..]),
         ]
     }
 

@@ -11,7 +11,9 @@
 //!   count × ProducerEntry =>
 //!     producer_id    i64
 //!     producer_epoch i16
-//!     batch_count    i8     at most 5
+//!     current_txn_first_offset i64   -1 when no transaction is open
+//!     coordinator_epoch        i32
+//!     batch_count    u8     at most 5
 //!     batch_count × (first_seq i32, last_seq i32, first_offset i64, last_offset i64, timestamp i64)
 //! ```
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
@@ -40,6 +42,8 @@ pub(crate) fn write(
     for entry in state.entries() {
         body.extend_from_slice(&entry.producer_id.to_be_bytes());
         body.extend_from_slice(&entry.producer_epoch.to_be_bytes());
+        body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+        body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
         let n = entry.batches.len().min(MAX_BATCHES_PER_PRODUCER);
         body.push(u8::try_from(n).unwrap_or(0));
         for b in entry.batches.iter().take(n) {
@@ -110,6 +114,8 @@ pub(crate) fn read(
     for _ in 0..count {
         let producer_id = cur.i64().ok_or_else(bad)?;
         let producer_epoch = cur.i16().ok_or_else(bad)?;
+        let current_txn_first_offset = Some(cur.i64().ok_or_else(bad)?).filter(|&o| o >= 0);
+        let coordinator_epoch = cur.i32().ok_or_else(bad)?;
         let n = cur.u8().ok_or_else(bad)?;
         let mut batches = VecDeque::new();
         for _ in 0..n {
@@ -125,6 +131,8 @@ pub(crate) fn read(
             producer_id,
             producer_epoch,
             batches,
+            current_txn_first_offset,
+            coordinator_epoch,
         });
     }
     Ok(())

@@ -343,3 +343,81 @@ fn log_append_time_is_stamped_and_leader_epoch_patched() {
     assert_eq!(header.max_timestamp(), 77_000);
     assert_eq!(header.partition_leader_epoch(), 4);
 }
+
+#[test]
+fn flush_messages_and_flush_ms_sync_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let by_count = manager
+        .get_or_create(
+            &TopicPartition::new("fm", 0),
+            LogConfig {
+                flush_messages: 5,
+                ..LogConfig::default()
+            },
+            0,
+        )
+        .unwrap();
+    append(&by_count, batch(2, 0), 0);
+    append(&by_count, batch(2, 0), 0);
+    assert_eq!(
+        by_count.recovery_point(),
+        0,
+        "4 unflushed records: below flush.messages"
+    );
+    append(&by_count, batch(1, 0), 0);
+    assert_eq!(
+        by_count.recovery_point(),
+        5,
+        "the 5th record triggers the sync"
+    );
+
+    let by_time = manager
+        .get_or_create(
+            &TopicPartition::new("ft", 0),
+            LogConfig {
+                flush_ms: 1000,
+                ..LogConfig::default()
+            },
+            0,
+        )
+        .unwrap();
+    append(&by_time, batch(3, 0), 0);
+    manager.flush_due(999);
+    assert_eq!(by_time.recovery_point(), 0);
+    manager.flush_due(1000);
+    assert_eq!(by_time.recovery_point(), 3);
+}
+
+#[test]
+fn idle_producers_expire_but_open_transactions_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("exp", 0), LogConfig::default(), 0)
+        .unwrap();
+    let idempotent = RecordBatchBuilder::new()
+        .producer(1, 0, 0)
+        .record(None, Some(b"v"), 1_000)
+        .build();
+    let transactional = RecordBatchBuilder::new()
+        .producer(2, 0, 0)
+        .transactional(true)
+        .record(None, Some(b"v"), 1_000)
+        .build();
+    append(&log, idempotent, 0);
+    append(&log, transactional, 0);
+    assert_eq!(manager.remove_expired_producers(1_500, 1_000), 0);
+    assert_eq!(manager.remove_expired_producers(2_000, 1_000), 1);
+    // The expired producer's next batch is accepted from any sequence, as for a new producer.
+    let resumed = RecordBatchBuilder::new()
+        .producer(1, 0, 7)
+        .record(None, Some(b"v"), 2_000)
+        .build();
+    append(&log, resumed, 0);
+    assert_eq!(
+        log.last_stable_offset(),
+        1,
+        "producer 2's transaction is still open"
+    );
+}

@@ -88,7 +88,7 @@ fn produce(wire: &mut Wire, topic: &str, records: Vec<u8>) -> (i16, i64) {
 }
 
 fn fetch_request(
-    version: i16,
+    _version: i16,
     topic: &str,
     topic_id: Uuid,
     offset: i64,

@@ -8,6 +8,7 @@
 pub(crate) mod mmap;
 pub(crate) mod offset;
 pub(crate) mod time;
+pub(crate) mod txn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,17 @@
+//! The due index: temporal fields inside records that wake their entities up.
+//!
+//! A topic with `temporal.fields` has each partition followed by a cursor up to its last stable
+//! offset. For every committed version of a key, each selector yields a due time, nothing, or a
+//! malformed value ([`extract`]); the partition's [`due_index::DueIndex`] keeps one entry per
+//! (key, field) from the latest version. When the clock reaches an entry's due time, the broker
+//! appends one record for the entity: its latest value with the field's merge patch applied
+//! ([`patch`]), to the same partition (or the same partition number of
+//! `temporal.target.topic`).
+//!
+//! The modules here are pure: no I/O, no clock reads. Time comes in as `now_ms`.
+
+pub mod due_index;
+pub mod extract;
+pub mod patch;
+pub mod selector;
+pub mod time_format;
