@@ -1,14 +1,15 @@
 //! Independent clients from other ecosystems, run as scripts from `tests/clients/`. They need
-//! their interpreter and package (see README: `pip install kafka-python`); when those are missing
+//! their interpreter and packages (`tests/clients/requirements.txt`); when those are missing
 //! the test says so and skips, and CI installs them so it runs there.
 
 use std::process::Command;
 
 use crate::support;
 
-/// The Python interpreter: `$KAIROS_PYTHON`, else `python3`.
+/// The Python interpreter: `$KAIROS_TEST_PYTHON` (set by `.ci/run` to its venv), else
+/// `python3`.
 fn python() -> String {
-    std::env::var("KAIROS_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    std::env::var("KAIROS_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 fn has_module(python: &str, module: &str) -> bool {
@@ -24,7 +25,7 @@ async fn kafka_python_produce_fetch_admin() {
     if !has_module(&python, "kafka") {
         eprintln!(
             "SKIPPED kafka_python_produce_fetch_admin: `{python}` cannot import kafka \
-             (pip install kafka-python, or set KAIROS_PYTHON to a venv's python)"
+             (pip install -r tests/clients/requirements.txt, or set KAIROS_TEST_PYTHON to a venv's python)"
         );
         return;
     }
