@@ -44,4 +44,3 @@ pub mod topic_config;
 pub use broker::{Broker, BrokerBuilder, BrokerHandle, StartError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::BrokerConfig;
-

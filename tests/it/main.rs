@@ -6,6 +6,7 @@ mod wire;
 mod admin;
 mod clients_python;
 mod durability;
+mod embedding;
 mod produce_fetch;
 mod protocol_bytes;
 mod regression;
