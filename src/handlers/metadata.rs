@@ -43,7 +43,7 @@ pub async fn handle(
                 .map(|t| match t.name {
                     // v10+ may name a topic by id only; the name is then null (or, from some
                     // encoders, empty).
-                    Some(name) if !(name.is_empty() && !t.topic_id.is_nil()) => {
+                    Some(name) if !name.is_empty() || t.topic_id.is_nil() => {
                         Wanted::Name(name.to_string())
                     }
                     _ => Wanted::Id(t.topic_id),

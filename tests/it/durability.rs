@@ -117,9 +117,7 @@ async fn clean_restart_of_binary_and_embedded_keeps_everything() {
         );
         produce_acked(&bootstrap, &topic, 500..600).await;
         let values = consume_values(&bootstrap, &topic, 600);
-        let expected: Vec<(i64, String)> = (0..600)
-            .map(|i| (i64::try_from(i).unwrap(), format!("v{i}")))
-            .collect();
+        let expected: Vec<(i64, String)> = (0..600).map(|i: i64| (i, format!("v{i}"))).collect();
         assert_eq!(values, expected, "{kind}");
         broker.stop().await;
     }
