@@ -10,6 +10,9 @@
 //!
 //! [`dispatch`] hands the request to its handler in `crate::handlers`.
 
+// Decoders must not panic on input (STYLE B6.8).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 pub mod versions;
 
 use std::future::Future;

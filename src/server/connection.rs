@@ -9,6 +9,9 @@
 //! leave in order. The channel's capacity (`queued.max.requests`) caps in-flight requests: when
 //! it is full the reader stops reading and TCP pushes back on the client.
 
+// Framing reads untrusted bytes: no panicking accessors (STYLE B6.8).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -113,8 +116,8 @@ async fn read_frame(
     max_bytes: usize,
 ) -> Result<Option<Bytes>, ConnectionError> {
     loop {
-        if let Some(prefix) = buffer.get(..4) {
-            let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        if let Some(prefix) = buffer.get(..4).and_then(|p| <[u8; 4]>::try_from(p).ok()) {
+            let size = i32::from_be_bytes(prefix);
             let size = usize::try_from(size)
                 .ok()
                 .filter(|&size| size <= max_bytes)

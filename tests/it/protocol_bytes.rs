@@ -157,3 +157,54 @@ async fn api_versions_advertise_the_explicit_table() {
     .unwrap();
     broker.shutdown().await.unwrap();
 }
+
+/// `socket.request.max.bytes` is checked from the length prefix, before reading the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frames_above_socket_request_max_bytes_close() {
+    let broker = kairos::Broker::builder()
+        .temp_dir()
+        .listener("127.0.0.1:0")
+        .config("socket.request.max.bytes", "1000")
+        .start()
+        .await
+        .unwrap();
+    let address = broker.bootstrap_servers();
+    tokio::task::spawn_blocking(move || {
+        // 1001 bytes announced, none sent: closed without waiting for the body.
+        check_closed(&address, &[0, 0, 0x03, 0xe9], false);
+        check_healthy(&address);
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+/// `max.connections`: at the cap, a new connection waits (in the accept backlog) until another
+/// closes, and is then served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_above_the_cap_wait_for_a_slot() {
+    let broker = kairos::Broker::builder()
+        .temp_dir()
+        .listener("127.0.0.1:0")
+        .config("max.connections", "2")
+        .start()
+        .await
+        .unwrap();
+    let address = broker.bootstrap_servers();
+    tokio::task::spawn_blocking(move || {
+        let mut first = Wire::connect(&address);
+        let mut second = Wire::connect(&address);
+        assert_eq!(first.call(3, &ApiVersionsRequest::default()).error_code, 0);
+        assert_eq!(second.call(3, &ApiVersionsRequest::default()).error_code, 0);
+        let mut third = Wire::connect(&address);
+        third.set_read_timeout(std::time::Duration::from_millis(300));
+        let _ = third.send(3, &ApiVersionsRequest::default());
+        assert!(third.read_frame().is_none(), "not served while at the cap");
+        drop(first);
+        third.set_read_timeout(std::time::Duration::from_secs(10));
+        assert!(third.read_frame().is_some(), "served once a slot frees up");
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}

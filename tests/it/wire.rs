@@ -74,6 +74,11 @@ impl Wire {
         response
     }
 
+    /// Changes the read timeout.
+    pub(crate) fn set_read_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+
     /// Half-closes the connection (no more bytes from us).
     pub(crate) fn shutdown_write(&mut self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
