@@ -16,9 +16,11 @@ use crate::protocol::RequestContext;
 /// Answers every partition.
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // leader_epoch exists from v4; older versions cannot carry anything but its default.
+    let with_epoch = ctx.api_version >= 4;
     let replica_manager = Arc::clone(&state.replica_manager);
     let isolation_level = request.isolation_level;
     let topics = request.topics;
@@ -42,7 +44,11 @@ pub async fn handle(
                             Ok(found) => response
                                 .with_offset(found.offset)
                                 .with_timestamp(found.timestamp)
-                                .with_leader_epoch(found.leader_epoch),
+                                .with_leader_epoch(if with_epoch {
+                                    found.leader_epoch
+                                } else {
+                                    -1
+                                }),
                             Err(error) => response
                                 .with_error_code(error.code())
                                 .with_offset(-1)

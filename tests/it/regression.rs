@@ -468,3 +468,76 @@ async fn i6_describe_cluster_and_replication_factor() {
     })
     .await;
 }
+
+/// Every advertised version of every API answers a minimal request with a response that decodes
+/// at that version (an encoder that cannot represent a field would close the connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn i6_every_advertised_version_answers() {
+    with_wire(|wire, _| {
+        create(wire, "versions", 1, &[]);
+        for (key, range) in kairos::protocol::versions::SUPPORTED_APIS {
+            for version in range.min..=range.max {
+                macro_rules! call {
+                    ($request:expr) => {{
+                        let _ = wire.call(version, &$request);
+                    }};
+                }
+                match key {
+                    ApiKey::Produce => call!(produce_request("versions", 0, 1, batch(1, 10))),
+                    ApiKey::Fetch => {
+                        call!(fetch_request(version, "versions", Uuid::nil(), 0, 1_000))
+                    }
+                    ApiKey::ListOffsets => call!(
+                        ListOffsetsRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![
+                                ListOffsetsTopic::default()
+                                    .with_name(name("versions"))
+                                    .with_partitions(vec![
+                                        ListOffsetsPartition::default().with_timestamp(-1),
+                                    ]),
+                            ])
+                    ),
+                    ApiKey::Metadata => call!(MetadataRequest::default().with_topics(None)),
+                    ApiKey::ApiVersions => call!(ApiVersionsRequest::default()),
+                    ApiKey::CreateTopics => {
+                        call!(CreateTopicsRequest::default().with_topics(vec![
+                        CreatableTopic::default()
+                            .with_name(name(&format!("v-create-{version}")))
+                            .with_num_partitions(1)
+                            .with_replication_factor(1),
+                    ]))
+                    }
+                    ApiKey::DeleteTopics => call!(DeleteTopicsRequest::default()),
+                    ApiKey::DeleteRecords => call!(DeleteRecordsRequest::default()),
+                    ApiKey::InitProducerId => {
+                        call!(InitProducerIdRequest::default().with_transactional_id(None))
+                    }
+                    ApiKey::DescribeConfigs => call!(
+                        DescribeConfigsRequest::default()
+                            .with_resources(vec![
+                                describe_configs_request::DescribeConfigsResource::default()
+                                    .with_resource_type(2)
+                                    .with_resource_name("versions".to_owned().into())
+                                    .with_configuration_keys(None),
+                                describe_configs_request::DescribeConfigsResource::default()
+                                    .with_resource_type(4)
+                                    .with_resource_name("1".to_owned().into())
+                                    .with_configuration_keys(None),
+                            ])
+                            .with_include_synonyms(version >= 1)
+                            .with_include_documentation(version >= 3)
+                    ),
+                    ApiKey::AlterConfigs => call!(AlterConfigsRequest::default()),
+                    ApiKey::CreatePartitions => call!(CreatePartitionsRequest::default()),
+                    ApiKey::IncrementalAlterConfigs => {
+                        call!(IncrementalAlterConfigsRequest::default())
+                    }
+                    ApiKey::DescribeCluster => call!(DescribeClusterRequest::default()),
+                    other => panic!("advertised {other:?} is missing from this test"),
+                }
+            }
+        }
+    })
+    .await;
+}
