@@ -10,8 +10,15 @@
 //!
 //! The modules here are pure: no I/O, no clock reads. Time comes in as `now_ms`.
 
+pub mod config;
 pub mod due_index;
 pub mod extract;
+pub mod fire;
+pub mod indexer;
 pub mod patch;
+pub mod pulse;
 pub mod selector;
 pub mod time_format;
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! Offset checkpoint files in the data directory, in Kafka's text format so its tools read
-//! them: `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`.
+//! them: `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+//! `cleaner-offset-checkpoint`.
 //!
 //! Format:
 //!
@@ -21,6 +22,8 @@ use crate::manager::TopicPartition;
 
 /// File name of the recovery point checkpoint.
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// File name of the cleaner's first-dirty-offset checkpoint.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// File name of the log start offset checkpoint.
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 

@@ -112,6 +112,14 @@ pub enum Error {
         /// The producer.
         producer_id: i64,
     },
+    /// A conditional append found the log end offset moved.
+    #[error("log end offset is {actual}, not the expected {expected}")]
+    LogEndMoved {
+        /// The end the caller expected.
+        expected: i64,
+        /// The actual end.
+        actual: i64,
+    },
     /// The log was poisoned by an earlier I/O failure and refuses writes until restart.
     #[error("log {0:?} is offline after an earlier I/O error")]
     LogDirOffline(PathBuf),

@@ -15,6 +15,10 @@ pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// A segment file scheduled for deletion.
 pub const DELETED_SUFFIX: &str = ".deleted";
+/// A segment (or its transaction index) being written by the cleaner.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// A cleaned segment ready to replace the segments it covers.
+pub const SWAP_SUFFIX: &str = ".swap";
 /// Temporary checkpoint being written.
 pub const TMP_SUFFIX: &str = ".tmp";
 

@@ -12,6 +12,7 @@
 //! - [`loader`] (crate-private): open with recovery. `retention`: deleting segments.
 //! - [`producer_state`]: idempotent and transactional producer state; `snapshot` persists it;
 //!   [`control`] reads and writes transaction markers; `index::txn` lists aborted transactions.
+//! - [`cleaner`]: log compaction with a bounded offset map and crash-safe segment swaps.
 //! - [`manager`]: [`LogManager`], a data directory of logs, its lock and checkpoints.
 //! - [`record`], [`builder`], [`compression`]: decode and encode records inside a batch.
 //! - [`fs`]: the file-system seam every file operation goes through.
@@ -21,6 +22,7 @@
 pub mod batch;
 pub mod builder;
 mod checkpoint;
+pub mod cleaner;
 pub mod compression;
 pub mod config;
 pub mod control;
@@ -40,7 +42,10 @@ mod snapshot;
 mod validator;
 
 pub use batch::{Compression, TimestampType};
-pub use checkpoint::{LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+pub use checkpoint::{
+    CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+};
+pub use cleaner::{CleanerStats, LogCleaner};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{CorruptReason, Error, InvalidRecordReason, Result};
 pub use index::time::TimestampOffset;

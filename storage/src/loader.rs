@@ -1,17 +1,20 @@
 //! `LogLoader`: opening a partition directory, with recovery.
 //!
-//! 1. Leftovers of interrupted operations (`.deleted`, `.tmp`) are removed.
+//! 1. Leftovers of interrupted operations (`.deleted`, `.tmp`, `.cleaned`) are removed, and a
+//!    cleaner swap that reached its commit point (`.log.swap`) is completed.
 //! 2. Segments that may hold unflushed data (from the one holding the recovery point on, or all
 //!    of them after an unclean shutdown without checkpoint) are scanned batch by batch. The
-//!    scan stops at the first batch that is short, has a bad magic or a bad CRC, or goes
-//!    backwards in offsets; a zero-filled tail ends the same way. The segment is truncated
+//!    scan stops at the first batch that is short, has a bad magic or a bad CRC, goes
+//!    backwards in offsets, or has offsets outside its segment (below its base, at or past the
+//!    next segment's base); a zero-filled tail ends the same way. The segment is truncated
 //!    there, later segments are deleted (they would leave a gap), and the indexes are rebuilt.
-//! 3. Other segments keep their indexes if they pass a sanity check, and are rebuilt if not.
+//! 3. Other segments keep their indexes if they pass a sanity check, and are rebuilt if not; a
+//!    tail that does not scan or leaves the segment's offsets is recovered as in step 2.
 //! 4. Producer state comes from the newest snapshot plus a header scan of the log after it.
 //! 5. After an unclean open, recovered segments are fsynced, so the recovery point can be the
 //!    log end offset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,6 +40,12 @@ pub(crate) fn load(
     fs.create_dir_all(dir)
         .map_err(|e| io("create log dir", e))?;
     let names = fs.list_dir(dir).map_err(|e| io("list log dir", e))?;
+    let swapped = crate::cleaner::swap::complete_swaps(fs.as_ref(), dir, &names)?;
+    let names = if swapped.is_empty() {
+        names
+    } else {
+        fs.list_dir(dir).map_err(|e| io("list log dir", e))?
+    };
     let mut bases = Vec::new();
     for name in &names {
         if name.ends_with(DELETED_SUFFIX) || name.ends_with(TMP_SUFFIX) {
@@ -48,7 +57,7 @@ pub(crate) fn load(
         }
     }
     bases.sort_unstable();
-    let (segments, recovered) = load_segments(fs.as_ref(), dir, &config, params, &bases)?;
+    let (segments, recovered) = load_segments(fs.as_ref(), dir, &config, params, &bases, &swapped)?;
     let mut inner = LogInner {
         config,
         segments,
@@ -97,6 +106,7 @@ fn load_segments(
     config: &LogConfig,
     params: LoadParams,
     bases: &[i64],
+    swapped: &HashSet<i64>,
 ) -> Result<(BTreeMap<i64, LogSegment>, bool)> {
     let mut segments = BTreeMap::new();
     let mut recovered = false;
@@ -106,29 +116,39 @@ fn load_segments(
         let mut segment = LogSegment::open(fs, dir, base, config, last)?;
         let needs_recovery =
             !params.clean_shutdown && next_base.is_none_or(|n| n > params.recovery_point);
-        if needs_recovery {
+        // Batches must stay below the next segment's base offset, or the segments overlap.
+        let end_offset = next_base.unwrap_or(i64::MAX);
+        let truncated = if swapped.contains(&base) {
+            // Swapped in by the cleaner: fsynced and complete, but its indexes are gone. The
+            // cleaner keeps each group's last batch, so it still ends where the next segment
+            // starts and the gap rule below holds for it too.
+            segment.recover_below(config, end_offset)?
+        } else if needs_recovery {
             recovered = true;
-            let truncated = segment.recover(config)?;
-            // A segment that ends before the next one starts lost its unsynced tail in a crash
-            // that kept the next segment's directory entry: keeping the next segments would
-            // leave a gap, so they go as after a truncation.
-            let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
-            if (truncated > 0 || ends_early) && !last {
-                tracing::warn!(
-                    ?dir,
-                    base,
-                    "segment truncated in recovery; deleting later segments"
-                );
-                segment.reactivate()?;
-                let _ = segments.insert(base, segment);
-                for &later in bases.get(i + 1..).unwrap_or_default() {
-                    let doomed = LogSegment::open(fs, dir, later, config, false)?;
-                    crate::retention::delete_segment_files(fs, &doomed)?;
-                }
-                return Ok((segments, recovered));
-            }
+            segment.recover_below(config, end_offset)?
         } else {
-            segment.load_tail(config)?;
+            segment.load_tail(config, end_offset)?
+        };
+        // A segment that ends before the next one starts lost its unsynced tail in a crash that
+        // kept the next segment's directory entry. This also happens below the checkpointed
+        // recovery point, which a truncation lowers only in memory: the data appended after
+        // the truncation was never synced. Keeping the next segments would leave a gap, so
+        // they go as after a truncation.
+        let ends_early = next_base.is_some_and(|next| segment.next_offset() < next);
+        if (truncated > 0 || ends_early) && !last {
+            tracing::warn!(
+                ?dir,
+                base,
+                "segment truncated in recovery; deleting later segments"
+            );
+            recovered = true;
+            segment.reactivate()?;
+            let _ = segments.insert(base, segment);
+            for &later in bases.get(i + 1..).unwrap_or_default() {
+                let doomed = LogSegment::open(fs, dir, later, config, false)?;
+                crate::retention::delete_segment_files(fs, &doomed)?;
+            }
+            return Ok((segments, recovered));
         }
         if !last {
             // A rebuild (above, or inside `load_tail`) leaves the indexes at their full

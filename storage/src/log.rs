@@ -276,6 +276,40 @@ impl Log {
         now_ms: i64,
         leader_epoch: i32,
     ) -> Result<AppendOutcome> {
+        self.append_checked(records, origin, now_ms, leader_epoch, None)
+    }
+
+    /// Appends only if the log end offset is still `expected_log_end_offset`, checked under the
+    /// append lock: an optimistic-concurrency append. The due index uses it so that a fire,
+    /// decided from the versions indexed up to that offset, never overtakes a newer version.
+    ///
+    /// # Errors
+    /// `LogEndMoved` if something else was appended first; otherwise as [`Log::append`].
+    pub fn append_if_end_is(
+        &self,
+        records: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+        leader_epoch: i32,
+        expected_log_end_offset: i64,
+    ) -> Result<AppendOutcome> {
+        self.append_checked(
+            records,
+            origin,
+            now_ms,
+            leader_epoch,
+            Some(expected_log_end_offset),
+        )
+    }
+
+    fn append_checked(
+        &self,
+        records: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+        leader_epoch: i32,
+        expected_log_end_offset: Option<i64>,
+    ) -> Result<AppendOutcome> {
         if self.is_poisoned() {
             return Err(self.offline());
         }
@@ -285,6 +319,12 @@ impl Log {
         let mut inner = self.inner.lock();
         if self.is_poisoned() {
             return Err(self.offline());
+        }
+        if let Some(expected) = expected_log_end_offset.filter(|&e| e != inner.next_offset) {
+            return Err(Error::LogEndMoved {
+                expected,
+                actual: inner.next_offset,
+            });
         }
         for (_, batch) in Batches::new(records).flatten() {
             if let SequenceCheck::Duplicate(dup) = inner.producers.check(&batch, origin)? {
@@ -737,6 +777,10 @@ impl Log {
             .store(inner.log_start_offset, Ordering::Release);
         self.check_invariants(&inner);
         Ok(deleted)
+    }
+
+    pub(crate) fn lock_inner(&self) -> parking_lot::MutexGuard<'_, LogInner> {
+        self.inner.lock()
     }
 
     pub(crate) fn fs(&self) -> &dyn FileSystem {

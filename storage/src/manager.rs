@@ -10,9 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
-use crate::checkpoint::{self, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use crate::checkpoint::{
+    self, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+};
+use crate::cleaner::{CleanerStats, LogCleaner};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::fs::{FileHandle, FileSystem, StdFs};
@@ -70,6 +73,8 @@ pub struct LogManager {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     logs: RwLock<HashMap<TopicPartition, Arc<Log>>>,
+    /// First dirty offset per compacted log, persisted in `cleaner-offset-checkpoint`.
+    cleaner_offsets: Mutex<HashMap<TopicPartition, i64>>,
     /// Keeps the directory lock for the manager's lifetime.
     _lock: Arc<dyn FileHandle>,
 }
@@ -143,10 +148,12 @@ impl LogManager {
             fs.sync_dir(dir)
                 .map_err(|e| Error::io("fsync dir", dir, e))?;
         }
+        let cleaner_offsets = read_checkpoint(fs.as_ref(), &dir.join(CLEANER_OFFSET_CHECKPOINT));
         let manager = Self {
             fs,
             dir: dir.to_path_buf(),
             logs: RwLock::new(logs),
+            cleaner_offsets: Mutex::new(cleaner_offsets),
             _lock: lock,
         };
         manager.checkpoint()?;
@@ -207,6 +214,7 @@ impl LogManager {
         };
         let path = log.dir().to_path_buf();
         drop(log);
+        let _ = self.cleaner_offsets.lock().remove(tp);
         self.fs
             .remove_dir_all(&path)
             .map_err(|e| Error::io("delete log dir", &path, e))?;
@@ -270,6 +278,64 @@ impl LogManager {
             .iter()
             .map(|(_, log)| log.remove_expired_producers(now_ms, expiration_ms))
             .sum()
+    }
+
+    /// Runs one cleaner pass on the dirtiest compacted log whose dirty ratio reaches
+    /// `min.cleanable.dirty.ratio` (or that `max.compaction.lag.ms` makes overdue), and
+    /// persists its new first dirty offset. Returns what was cleaned.
+    ///
+    /// The recovery points are checkpointed first and the pass stays below them, so a cleaned
+    /// segment is never one that crash recovery would rescan (see `loader.rs`).
+    ///
+    /// # Errors
+    /// I/O errors of the pass or the checkpoints.
+    pub fn clean_once(
+        &self,
+        now_ms: i64,
+        cleaner: &mut LogCleaner,
+    ) -> Result<Option<(TopicPartition, CleanerStats)>> {
+        // Read before the checkpoint, which then records values at least this large.
+        let durable: Vec<(TopicPartition, Arc<Log>, i64)> = self
+            .logs()
+            .into_iter()
+            .filter(|(_, log)| log.config().cleanup_policy.compacts() && !log.is_poisoned())
+            .map(|(tp, log)| {
+                let recovery_point = log.recovery_point();
+                (tp, log, recovery_point)
+            })
+            .collect();
+        self.checkpoint()?;
+        let offsets = self.cleaner_offsets.lock().clone();
+        let candidate = durable
+            .into_iter()
+            .map(|(tp, log, durable)| {
+                let first_dirty = offsets.get(&tp).copied().unwrap_or(0);
+                let dirt = crate::cleaner::log_to_clean(&log, first_dirty, durable, now_ms);
+                (tp, log, first_dirty, dirt, durable)
+            })
+            .filter(|(_, log, _, dirt, _)| {
+                dirt.dirty_bytes > 0
+                    && (dirt.overdue
+                        || dirt.dirty_ratio() >= log.config().min_cleanable_dirty_ratio)
+            })
+            .max_by(|a, b| a.3.dirty_ratio().total_cmp(&b.3.dirty_ratio()));
+        let Some((tp, log, first_dirty, _, durable)) = candidate else {
+            return Ok(None);
+        };
+        let Some(stats) = cleaner.clean(&log, first_dirty, durable, now_ms)? else {
+            return Ok(None);
+        };
+        let entries: Vec<(TopicPartition, i64)> = {
+            let mut offsets = self.cleaner_offsets.lock();
+            let _ = offsets.insert(tp.clone(), stats.first_dirty_offset);
+            offsets.iter().map(|(tp, o)| (tp.clone(), *o)).collect()
+        };
+        checkpoint::write(
+            self.fs.as_ref(),
+            &self.dir.join(CLEANER_OFFSET_CHECKPOINT),
+            &entries,
+        )?;
+        Ok(Some((tp, stats)))
     }
 
     /// Syncs every log whose `flush.ms` has passed.

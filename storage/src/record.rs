@@ -40,9 +40,17 @@ pub struct Record<'a> {
     pub value: Option<&'a [u8]>,
     headers: &'a [u8],
     headers_count: usize,
+    raw: &'a [u8],
 }
 
 impl<'a> Record<'a> {
+    /// The record's encoded bytes, length prefix included: what the cleaner copies verbatim
+    /// for a kept record, so offsets and timestamps are preserved exactly.
+    #[must_use]
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
     /// Iterates over the headers as `(key, value)`.
     #[must_use]
     pub fn headers(&self) -> Headers<'a> {
@@ -126,7 +134,12 @@ impl<'a> Iterator for Records<'a> {
             return None;
         }
         self.remaining -= 1;
-        let record = decode_record(&mut self.cursor);
+        let start = self.cursor.buf;
+        let record = decode_record(&mut self.cursor).map(|mut r| {
+            let used = start.len() - self.cursor.buf.len();
+            r.raw = start.get(..used).unwrap_or_default();
+            r
+        });
         if record.is_err() {
             self.remaining = 0;
         }
@@ -162,6 +175,7 @@ fn decode_record<'a>(cursor: &mut Cursor<'a>) -> Result<Record<'a>, InvalidRecor
         value,
         headers,
         headers_count,
+        raw: &[],
     })
 }
 

@@ -216,13 +216,25 @@ impl LogSegment {
     /// truncates at the first invalid one, and rebuilds both indexes. Returns the number of
     /// bytes truncated.
     pub(crate) fn recover(&mut self, config: &LogConfig) -> Result<u32> {
+        self.recover_below(config, i64::MAX)
+    }
+
+    /// [`LogSegment::recover`] for a segment followed by one at `end_offset`: a batch that
+    /// reaches it is invalid too.
+    pub(crate) fn recover_below(&mut self, config: &LogConfig, end_offset: i64) -> Result<u32> {
         self.offset_index.file().reset()?;
         self.time_index.file().reset()?;
         self.reset_stats();
         let mut reader = BatchReader::new(self.log.clone(), 0, self.size);
         let valid_end = loop {
             match reader.next_batch() {
-                Ok((info, _)) if info.base_offset < self.next_offset => break info.position,
+                Ok((info, _))
+                    if info.base_offset < self.next_offset
+                        || !self.holds_offsets_of(&info, end_offset) =>
+                {
+                    tracing::warn!(path = ?self.log_path, position = info.position, "batch offsets out of order or outside the segment; truncating");
+                    break info.position;
+                }
                 Ok((info, _)) => self.index_batch(&info, config),
                 Err(ScanStop::End) => break self.size,
                 Err(ScanStop::Invalid(position, reason)) => {
@@ -242,6 +254,16 @@ impl LogSegment {
         Ok(truncated)
     }
 
+    /// Whether a batch's offsets can belong to this segment: at or after its base offset,
+    /// below `end_offset` (the next segment's base offset), and within `i32::MAX` of the base
+    /// offset, the range appends keep to (`should_roll`) and the relative index entries need.
+    /// The base offset field is outside the CRC, so a flipped bit there passes the CRC check.
+    fn holds_offsets_of(&self, info: &BatchInfo, end_offset: i64) -> bool {
+        info.base_offset >= self.base_offset
+            && info.last_offset < end_offset
+            && info.last_offset - self.base_offset <= i64::from(i32::MAX)
+    }
+
     fn reset_stats(&mut self) {
         self.bytes_since_last_index_entry = 0;
         self.max_timestamp_so_far = -1;
@@ -252,12 +274,13 @@ impl LogSegment {
 
     /// For a segment that needs no recovery: checks the indexes (rebuilding them if they are
     /// not sane) and finds the next offset and max timestamp by scanning from the last index
-    /// entry.
-    pub(crate) fn load_tail(&mut self, config: &LogConfig) -> Result<()> {
+    /// entry. A tail that does not scan, or holds offsets outside the segment (`end_offset` is
+    /// the next segment's base offset), falls back to [`LogSegment::recover_below`]. Returns
+    /// the number of bytes that truncated.
+    pub(crate) fn load_tail(&mut self, config: &LogConfig, end_offset: i64) -> Result<u32> {
         if !self.offset_index.is_sane(self.size) {
             tracing::warn!(path = ?self.log_path, "offset index failed its sanity check; rebuilding");
-            self.recover(config)?;
-            return Ok(());
+            return self.recover_below(config, end_offset);
         }
         let from = self.offset_index.last().map_or(0, |e| e.position);
         let mut reader = BatchReader::new(self.log.clone(), from, self.size);
@@ -269,6 +292,10 @@ impl LogSegment {
         let mut first = true;
         loop {
             match reader.next_info() {
+                Ok(info) if !self.holds_offsets_of(&info, end_offset) => {
+                    tracing::warn!(path = ?self.log_path, "segment tail has offsets outside the segment; recovering");
+                    return self.recover_below(config, end_offset);
+                }
                 Ok(info) => {
                     if first && from == 0 {
                         self.rolling_based_timestamp = Some(info.max_timestamp);
@@ -283,21 +310,20 @@ impl LogSegment {
                 Err(ScanStop::End) => break,
                 Err(ScanStop::Invalid(..)) => {
                     tracing::warn!(path = ?self.log_path, "segment tail does not scan; recovering");
-                    self.recover(config)?;
-                    return Ok(());
+                    return self.recover_below(config, end_offset);
                 }
                 Err(ScanStop::Io(e)) => return Err(Error::io("load segment", &self.log_path, e)),
             }
         }
         if !self.time_index.is_sane(self.next_offset) {
             tracing::warn!(path = ?self.log_path, "time index failed its sanity check; rebuilding");
-            self.recover(config)?;
+            return self.recover_below(config, end_offset);
         }
         if self.rolling_based_timestamp.is_none() && self.size > 0 {
             let mut reader = BatchReader::new(self.log.clone(), 0, self.size);
             self.rolling_based_timestamp = reader.next_info().ok().map(|i| i.max_timestamp);
         }
-        Ok(())
+        Ok(0)
     }
 
     /// A reader's view for `offset`, taken under the log lock.

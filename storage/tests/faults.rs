@@ -133,6 +133,17 @@ fn check_poisoning(breakage: Breakage, reopen: Reopen) {
         a.flush_if_due(i64::MAX),
         Err(Error::LogDirOffline(_))
     ));
+    // Nothing else changes its files either: no roll, truncation or deletion.
+    let segments = a.segment_base_offsets();
+    assert!(matches!(a.roll(), Err(Error::LogDirOffline(_))));
+    assert!(matches!(a.truncate_to(1), Err(Error::LogDirOffline(_))));
+    assert!(matches!(a.delete_records(1), Err(Error::LogDirOffline(_))));
+    assert!(matches!(
+        a.enforce_retention(i64::MAX),
+        Err(Error::LogDirOffline(_))
+    ));
+    assert_eq!(a.segment_base_offsets(), segments);
+    assert_eq!(a.log_start_offset(), 0);
     assert_eq!(a.log_end_offset(), leo);
     assert!(a.recovery_point() > flushed_a.last().unwrap().last);
 
@@ -350,4 +361,39 @@ fn a_crash_after_a_clean_shutdown_loses_nothing() {
     let manager = LogManager::open(fs.handle(), dir.path(), 0).unwrap();
     let log = manager.get(&tp_a()).unwrap();
     assert_eq!(check_clean_prefix(&log), written);
+}
+
+/// Checkpoints are written to a temporary file, fsynced, renamed over the old one and the
+/// directory fsynced. If the directory fsync fails and the machine then loses power, the rename
+/// may be lost: the old checkpoint must still be there and the log must open with everything
+/// that was flushed.
+#[test]
+fn a_checkpoint_whose_rename_never_became_durable_leaves_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultyFs::new();
+    let manager = LogManager::open(fs.handle(), dir.path(), 0).unwrap();
+    let log = manager.get_or_create(&tp_a(), small_segments(), 0).unwrap();
+    manager.checkpoint().unwrap();
+    let checkpoint = dir.path().join(kairos_storage::RECOVERY_POINT_CHECKPOINT);
+    let before = std::fs::read(&checkpoint).unwrap();
+    let flushed = append_n(&log, 0, 30);
+    flush(&log);
+    fs.arm(Fault::next(FaultOp::SyncDir, EIO).under(dir.path()));
+    let error = manager.checkpoint().unwrap_err();
+    assert!(is_errno(&error, EIO), "{error:?}");
+    assert_ne!(
+        std::fs::read(&checkpoint).unwrap(),
+        before,
+        "renamed in place"
+    );
+    drop((log, manager));
+    fs.crash();
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        before,
+        "the rename was undone"
+    );
+    let manager = LogManager::open(fs.handle(), dir.path(), 0).unwrap();
+    let log = manager.get(&tp_a()).unwrap();
+    assert_eq!(check_clean_prefix(&log), flushed);
 }

@@ -39,7 +39,7 @@ pub struct AbortedTxn {
 }
 
 impl AbortedTxn {
-    fn encode(&self) -> [u8; ENTRY_BYTES] {
+    pub(crate) fn encode(&self) -> [u8; ENTRY_BYTES] {
         let mut out = [0u8; ENTRY_BYTES];
         out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
         out[10..18].copy_from_slice(&self.first_offset.to_be_bytes());

@@ -7,6 +7,8 @@
 //! - **Failures.** [`FaultyFs::arm`] schedules one [`Fault`]: the Nth matching write or sync
 //!   (counted from the moment it is armed) fails with an errno, optionally after writing only
 //!   part of its buffer (a short write). A fault fires once; the log under test must not retry.
+//! - **Syncs are simulated.** `sync_data` and `sync_dir` update the bookkeeping below without
+//!   calling the real fsync, which would only make the tests slow on a busy disk.
 //! - **Counters.** Every `write_all_at`, `sync_data` and `sync_dir` is recorded with its path,
 //!   so tests can assert that no fsync is issued after a failure.
 //! - **Crash.** For every file it has seen, `FaultyFs` tracks the *durable length* (its length
@@ -340,7 +342,8 @@ impl FileHandle for FaultyFile {
         if let Some(fault) = fault {
             return Err(io::Error::from_raw_os_error(fault.errno));
         }
-        self.inner.sync_data()?;
+        // Durability is simulated, so the real fdatasync is skipped: it would only slow the
+        // tests down on a busy disk.
         let len = self.inner.len()?;
         if let Some(entry) = self.fs.lock().entries.get_mut(&self.id) {
             entry.durable_len = len;
@@ -457,7 +460,7 @@ impl FileSystem for FaultyFs {
         if let Some(fault) = self.lock().check(FaultOp::SyncDir, path) {
             return Err(io::Error::from_raw_os_error(fault.errno));
         }
-        StdFs.sync_dir(path)?;
+        // Simulated, as for `sync_data`.
         let mut state = self.lock();
         for entry in state.entries.values_mut() {
             if entry.path.parent() == Some(path) {

@@ -1,0 +1,235 @@
+//! `PartitionIndexer`: the cursor that follows one partition of a temporal topic and keeps its
+//! [`DueIndex`] in step with the latest committed version of every key.
+//!
+//! It reads from its cursor up to a bound the caller passes: min(last stable offset, high
+//! watermark). Records of aborted transactions are skipped, control batches ignored, and records
+//! of open transactions are not reached until they commit (DESIGN §5.4). Recovery replays the
+//! tail with the same cursor.
+
+use kairos_storage::batch::{Batches, RecordBatchHeader};
+use kairos_storage::record::RecordBytes;
+use kairos_storage::{AbortedTxn, Log};
+
+use super::config::TemporalConfig;
+use super::due_index::{DueIndex, EntityId};
+use super::extract::{FieldValue, extract};
+use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD};
+
+/// Counters of one partition's indexing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexerStats {
+    /// Records read.
+    pub records: u64,
+    /// Records with a null key (never indexed).
+    pub null_keys: u64,
+    /// Fields present but not a time (never fired).
+    pub malformed: u64,
+}
+
+/// Bytes read from the log per step: bounds the memory and the time one catch-up step holds.
+const READ_BYTES: usize = 1 << 20;
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct PartitionIndexer {
+    cursor: i64,
+    index: DueIndex,
+    stats: IndexerStats,
+    /// Offset of the first malformed field seen, logged once per partition.
+    first_malformed_offset: Option<i64>,
+    values: Vec<FieldValue>,
+}
+
+impl PartitionIndexer {
+    /// An indexer whose cursor starts at `offset` (the log start, or a snapshot's offset).
+    #[must_use]
+    pub fn new(offset: i64, index: DueIndex) -> Self {
+        Self {
+            cursor: offset,
+            index,
+            stats: IndexerStats::default(),
+            first_malformed_offset: None,
+            values: Vec::new(),
+        }
+    }
+
+    /// The next offset to index.
+    #[must_use]
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// The index.
+    #[must_use]
+    pub fn index(&self) -> &DueIndex {
+        &self.index
+    }
+
+    /// The index, for the pulse.
+    pub fn index_mut(&mut self) -> &mut DueIndex {
+        &mut self.index
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> IndexerStats {
+        self.stats
+    }
+
+    /// Offset of the first malformed field, if any.
+    #[must_use]
+    pub fn first_malformed_offset(&self) -> Option<i64> {
+        self.first_malformed_offset
+    }
+
+    /// Indexes records from the cursor up to `upper` (exclusive; the caller passes
+    /// min(LSO, HW)). Returns the number of records read.
+    ///
+    /// # Errors
+    /// Storage errors reading the log. A cursor below the log start (retention, DeleteRecords)
+    /// jumps to the log start.
+    pub fn catch_up(
+        &mut self,
+        log: &Log,
+        config: &TemporalConfig,
+        upper: i64,
+    ) -> kairos_storage::Result<u64> {
+        let before = self.stats.records;
+        self.cursor = self.cursor.max(log.log_start_offset());
+        if self.cursor >= upper {
+            return Ok(0);
+        }
+        let aborted = log.aborted_transactions(self.cursor, upper);
+        while self.cursor < upper {
+            let data = log.read(self.cursor, READ_BYTES, Some(upper))?;
+            if data.records.is_empty() {
+                // Nothing starts below `upper` from here: the rest is a compaction gap.
+                self.cursor = upper;
+                break;
+            }
+            for batch in Batches::new(&data.records) {
+                let Ok((_, batch)) = batch else { break };
+                self.index_batch(&batch, config, &aborted);
+                self.cursor = self.cursor.max(batch.last_offset() + 1);
+            }
+        }
+        Ok(self.stats.records - before)
+    }
+
+    fn index_batch(
+        &mut self,
+        batch: &RecordBatchHeader<'_>,
+        config: &TemporalConfig,
+        aborted: &[AbortedTxn],
+    ) {
+        if batch.is_control() || is_aborted(batch, aborted) {
+            return;
+        }
+        let Ok(records) = RecordBytes::of(batch) else {
+            self.note_malformed(batch.base_offset(), config.fields.len());
+            return;
+        };
+        for record in records.records() {
+            let Ok(record) = record else {
+                self.note_malformed(batch.base_offset(), config.fields.len());
+                return;
+            };
+            let offset = batch.base_offset() + i64::from(record.offset_delta);
+            if offset < self.cursor {
+                continue;
+            }
+            self.stats.records += 1;
+            let Some(key) = record.key else {
+                self.stats.null_keys += 1;
+                continue;
+            };
+            self.note_fire(&record, key, config, offset);
+            extract(
+                &config.fields,
+                config.format,
+                record.value,
+                record.headers(),
+                &mut self.values,
+            );
+            for (field, value) in std::mem::take(&mut self.values).into_iter().enumerate() {
+                // At most MAX_FIELDS (16) fields: the index fits a u8.
+                let id = EntityId::new(key, u8::try_from(field).unwrap_or(u8::MAX));
+                match value {
+                    FieldValue::Due(due_ms) => {
+                        let _ = self.index.upsert(id, due_ms, offset);
+                    }
+                    FieldValue::Absent if record.value.is_none() => {
+                        let _ = self.index.remove(id);
+                    }
+                    FieldValue::Absent => {
+                        let _ = self.index.cancel(id, offset);
+                    }
+                    FieldValue::Malformed(_) => {
+                        // The latest version has no usable time: whatever was pending for the
+                        // field is cancelled, and the value is counted, never fired.
+                        let _ = self.index.cancel(id, offset);
+                        self.note_malformed(offset, 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fire record is evidence that its (key, field, due time) fired: replaying the log
+    /// therefore restores the fired state, and the record's own fields then find it.
+    fn note_fire(
+        &mut self,
+        record: &kairos_storage::record::Record<'_>,
+        key: &[u8],
+        config: &TemporalConfig,
+        offset: i64,
+    ) {
+        let mut field = None;
+        let mut due_at = None;
+        for (name, value) in record.headers() {
+            match name {
+                n if n == HEADER_DUE_FIELD.as_bytes() => field = value,
+                n if n == HEADER_DUE_AT.as_bytes() => due_at = value,
+                _ => {}
+            }
+        }
+        let (Some(field), Some(due_at)) = (field, due_at) else {
+            return;
+        };
+        let Some(index) = config
+            .fields
+            .iter()
+            .position(|f| f.as_str().as_bytes() == field)
+        else {
+            return;
+        };
+        let Some(due_ms) = std::str::from_utf8(due_at)
+            .ok()
+            .and_then(|d| d.parse().ok())
+        else {
+            return;
+        };
+        let id = EntityId::new(key, u8::try_from(index).unwrap_or(u8::MAX));
+        self.index.restore_fired(id, due_ms, offset);
+    }
+
+    fn note_malformed(&mut self, offset: i64, count: usize) {
+        self.stats.malformed += count as u64;
+        if self.first_malformed_offset.is_none() {
+            self.first_malformed_offset = Some(offset);
+            tracing::warn!(
+                offset,
+                "malformed temporal field: counted and never fired (logged once per partition)"
+            );
+        }
+    }
+}
+
+fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
+    batch.is_transactional()
+        && aborted.iter().any(|a| {
+            a.producer_id == batch.producer_id()
+                && a.first_offset <= batch.base_offset()
+                && batch.base_offset() < a.last_offset
+        })
+}

@@ -1,0 +1,152 @@
+//! The synchronous core of the pulse: one step that fires what is due in one partition.
+//!
+//! A step catches the indexer up to min(LSO, HW), pops the entries due at `now_ms` (in due
+//! order, at most `max`), builds one fire per entry from the entity's latest version, and
+//! appends them in one batch **only if the log end offset is still the one the decision was
+//! made at** ([`Log::append_if_end_is`]). If a producer appended first, the entries go back
+//! and the step retries after catching up again, so a fire never overtakes a newer version.
+//! While a transaction is open, entities with a version in the unstable tail wait until it
+//! resolves (DESIGN §5.2).
+//!
+//! The async task that sleeps until the next due time and calls this is the broker's.
+
+use std::collections::HashSet;
+
+use kairos_storage::batch::Batches;
+use kairos_storage::record::RecordBytes;
+use kairos_storage::{AppendOrigin, Error, Log};
+
+use super::config::TemporalConfig;
+use super::due_index::{DueEntry, EntityId};
+use super::fire::{fire_batch, fire_record, read_record};
+use super::indexer::PartitionIndexer;
+
+/// Attempts per step before yielding to foreground appends that keep moving the log end.
+const ATTEMPTS: usize = 8;
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FireReport {
+    /// Fires appended.
+    pub fired: usize,
+    /// Popped entries whose version was no longer the latest (a newer one requeued them, or
+    /// retention removed the version).
+    pub stale: usize,
+    /// Entries waiting for an open transaction.
+    pub waiting: usize,
+}
+
+/// One pulse step for `log` (fires go to the same partition). See the module docs.
+///
+/// # Errors
+/// Storage errors; popped entries are put back first, so nothing is lost and the caller retries
+/// with backoff.
+pub fn fire_due(
+    log: &Log,
+    indexer: &mut PartitionIndexer,
+    config: &TemporalConfig,
+    now_ms: i64,
+    max: usize,
+) -> kairos_storage::Result<FireReport> {
+    let mut report = FireReport::default();
+    for _ in 0..ATTEMPTS {
+        let end = log.log_end_offset();
+        let stable = log.last_stable_offset().min(log.high_watermark());
+        let _ = indexer.catch_up(log, config, stable)?;
+        let unstable = if stable < end {
+            unstable_keys(log, stable, end, config.fields.len())?
+        } else {
+            HashSet::new()
+        };
+        let mut due = Vec::new();
+        indexer.index_mut().pop_due(now_ms, max, &mut due);
+        if due.is_empty() {
+            return Ok(report);
+        }
+        let mut fires = Vec::with_capacity(due.len());
+        let mut fired = Vec::with_capacity(due.len());
+        for entry in due {
+            if unstable.contains(&entry.id) {
+                report.waiting += 1;
+                indexer.index_mut().retry(&entry);
+                continue;
+            }
+            match read_record(log, entry.offset)? {
+                Some(source)
+                    if source
+                        .key
+                        .as_deref()
+                        .map(|k| EntityId::new(k, entry.id.field()))
+                        == Some(entry.id) =>
+                {
+                    fires.push(fire_record(config, &entry, &source));
+                    fired.push(entry);
+                }
+                _ => report.stale += 1,
+            }
+        }
+        if fires.is_empty() {
+            return Ok(report);
+        }
+        let mut batch = fire_batch(fires);
+        match log.append_if_end_is(&mut batch, AppendOrigin::Coordinator, now_ms, 0, end) {
+            Ok(_) => {
+                for entry in &fired {
+                    let _ = indexer.index_mut().fired(entry);
+                }
+                report.fired += fired.len();
+                return Ok(report);
+            }
+            Err(Error::LogEndMoved { .. }) => requeue(indexer, &fired),
+            Err(e) => {
+                requeue(indexer, &fired);
+                return Err(e);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn requeue(indexer: &mut PartitionIndexer, entries: &[DueEntry]) {
+    for entry in entries {
+        indexer.index_mut().retry(entry);
+    }
+}
+
+/// Entities with a version in `[from, to)`, the part of the log past the stable offset.
+fn unstable_keys(
+    log: &Log,
+    from: i64,
+    to: i64,
+    fields: usize,
+) -> kairos_storage::Result<HashSet<EntityId>> {
+    let mut out = HashSet::new();
+    let mut offset = from;
+    while offset < to {
+        let data = log.read(offset, 1 << 20, Some(to))?;
+        let mut advanced = false;
+        for (_, batch) in Batches::new(&data.records).map_while(Result::ok) {
+            offset = batch.last_offset() + 1;
+            advanced = true;
+            if batch.is_control() {
+                continue;
+            }
+            let Ok(records) = RecordBytes::of(&batch) else {
+                continue;
+            };
+            for key in records
+                .records()
+                .map_while(Result::ok)
+                .filter_map(|r| r.key)
+            {
+                for field in 0..fields {
+                    let _ = out.insert(EntityId::new(key, u8::try_from(field).unwrap_or(u8::MAX)));
+                }
+            }
+        }
+        if !advanced {
+            break;
+        }
+    }
+    Ok(out)
+}

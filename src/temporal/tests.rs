@@ -1,0 +1,301 @@
+//! The due-index semantics of DESIGN §5 that hold below the broker: indexing a real partition
+//! log, firing with the pulse step, and replaying after a restart. Time is explicit (`now_ms`).
+
+use kairos_storage::batch::Batches;
+use kairos_storage::builder::{RecordBatchBuilder, RecordSpec};
+use kairos_storage::control::{ControlRecordType, EndTransactionMarker, build_marker};
+use kairos_storage::record::RecordBytes;
+use kairos_storage::{AppendOrigin, Error, Log, LogConfig, LogManager, TopicPartition};
+
+use super::config::TemporalConfig;
+use super::due_index::DueIndex;
+use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET};
+use super::indexer::PartitionIndexer;
+use super::pulse::fire_due;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    _manager: LogManager,
+    log: std::sync::Arc<Log>,
+    config: TemporalConfig,
+    indexer: PartitionIndexer,
+}
+
+fn fixture(fields: &str, patch: Option<&str>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("prices", 0), LogConfig::default(), 0)
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        _manager: manager,
+        log,
+        config: TemporalConfig::parse(Some(fields), None, patch, None)
+            .unwrap()
+            .unwrap(),
+        indexer: PartitionIndexer::new(0, DueIndex::new()),
+    }
+}
+
+fn put(log: &Log, key: &str, value: Option<&str>) -> i64 {
+    let mut bytes = RecordBatchBuilder::new()
+        .record_spec(RecordSpec {
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            timestamp_ms: 1,
+            headers: vec![("trace".into(), Some(b"t1".to_vec()))],
+        })
+        .build();
+    match log.append(&mut bytes, AppendOrigin::Client, 1, 0).unwrap() {
+        kairos_storage::AppendOutcome::Appended(info) => info.first_offset,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A fire as seen by a consumer.
+#[derive(Debug, PartialEq, Eq)]
+struct Fired {
+    key: String,
+    field: String,
+    due_at: i64,
+    source_offset: i64,
+    value: serde_json::Value,
+    timestamp: i64,
+    trace: Option<String>,
+}
+
+fn fires(log: &Log) -> Vec<Fired> {
+    let data = log.read(0, 1 << 24, None).unwrap();
+    let mut out = Vec::new();
+    for (_, batch) in Batches::new(&data.records).map_while(Result::ok) {
+        let records = RecordBytes::of(&batch).unwrap();
+        for r in records.records().map(Result::unwrap) {
+            let header = |name: &str| {
+                r.headers()
+                    .find(|(k, _)| *k == name.as_bytes())
+                    .and_then(|(_, v)| v)
+                    .map(|v| String::from_utf8(v.to_vec()).unwrap())
+            };
+            let Some(field) = header(HEADER_DUE_FIELD) else {
+                continue;
+            };
+            out.push(Fired {
+                key: String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                field,
+                due_at: header(HEADER_DUE_AT).unwrap().parse().unwrap(),
+                source_offset: header(HEADER_SOURCE_OFFSET).unwrap().parse().unwrap(),
+                value: serde_json::from_slice(r.value.unwrap()).unwrap(),
+                timestamp: batch.base_timestamp() + r.timestamp_delta,
+                trace: header("trace"),
+            });
+        }
+    }
+    out
+}
+
+fn step(f: &mut Fixture, now: i64) -> usize {
+    fire_due(&f.log, &mut f.indexer, &f.config, now, 10_000)
+        .unwrap()
+        .fired
+}
+
+#[test]
+fn latest_version_wins_move_cancel_and_same_time_refresh() {
+    let mut f = fixture("/expires", None);
+    put(&f.log, "moved", Some(r#"{"expires":100}"#));
+    put(&f.log, "moved", Some(r#"{"expires":200}"#));
+    put(&f.log, "tombstoned", Some(r#"{"expires":100}"#));
+    put(&f.log, "tombstoned", None);
+    put(&f.log, "field-removed", Some(r#"{"expires":100}"#));
+    put(&f.log, "field-removed", Some(r#"{"other":1}"#));
+    put(&f.log, "refreshed", Some(r#"{"expires":150,"v":1}"#));
+    let newest = put(&f.log, "refreshed", Some(r#"{"expires":150,"v":2}"#));
+    assert_eq!(step(&mut f, 120), 0, "nothing due at 120 after the move");
+    assert_eq!(step(&mut f, 199), 1);
+    assert_eq!(step(&mut f, 1_000), 1);
+    let fired = fires(&f.log);
+    assert_eq!(fired.len(), 2);
+    assert_eq!(
+        (fired[0].key.as_str(), fired[0].due_at, fired[0].timestamp),
+        ("refreshed", 150, 150)
+    );
+    assert_eq!(fired[0].value["v"], 2, "the fire carries the newest value");
+    assert_eq!(fired[0].source_offset, newest);
+    assert_eq!(
+        fired[0].trace.as_deref(),
+        Some("t1"),
+        "source headers are copied"
+    );
+    assert_eq!((fired[1].key.as_str(), fired[1].due_at), ("moved", 200));
+}
+
+#[test]
+fn two_fields_with_patches_fire_separately() {
+    let mut f = fixture(
+        "/valid_from,/expiration_date",
+        Some(r#"{"/valid_from":{"status":"active"},"/expiration_date":{"status":"inactive"}}"#),
+    );
+    put(
+        &f.log,
+        "p1",
+        Some(r#"{"status":"pending","valid_from":"1970-01-01T00:00:01Z","expiration_date":3000}"#),
+    );
+    assert_eq!(step(&mut f, 1_000), 1);
+    assert_eq!(step(&mut f, 2_000), 0);
+    assert_eq!(step(&mut f, 3_000), 1);
+    let fired = fires(&f.log);
+    assert_eq!(fired[0].field, "/valid_from");
+    assert_eq!(fired[0].value["status"], "active");
+    assert_eq!(fired[1].field, "/expiration_date");
+    assert_eq!(fired[1].value["status"], "inactive");
+    // The second fire reflects the first fire (the newest version), patched again.
+    assert!(fired[1].source_offset > fired[0].source_offset);
+}
+
+#[test]
+fn past_due_fires_at_once_in_due_order_and_never_again() {
+    let mut f = fixture("/at", None);
+    for (key, at) in [("c", 30), ("a", 10), ("b", 20)] {
+        put(&f.log, key, Some(&format!(r#"{{"at":{at}}}"#)));
+    }
+    assert_eq!(step(&mut f, 1_000), 3);
+    let order: Vec<_> = fires(&f.log).into_iter().map(|x| x.key).collect();
+    assert_eq!(order, vec!["a", "b", "c"]);
+    // The fire records are versions too: indexing them does not fire again, nor does a later
+    // update with the same due time, nor a clock that steps back and forward again.
+    assert_eq!(step(&mut f, 1_000), 0);
+    put(&f.log, "a", Some(r#"{"at":10,"price":2}"#));
+    assert_eq!(step(&mut f, 500), 0);
+    assert_eq!(step(&mut f, 5_000), 0);
+    // Another due time fires by the normal rules.
+    put(&f.log, "a", Some(r#"{"at":4000}"#));
+    assert_eq!(step(&mut f, 5_000), 1);
+}
+
+#[test]
+fn a_restart_replaying_the_log_does_not_fire_again() {
+    let mut f = fixture("/at", None);
+    put(&f.log, "a", Some(r#"{"at":10}"#));
+    put(&f.log, "b", Some(r#"{"at":99999}"#));
+    assert_eq!(step(&mut f, 100), 1);
+    put(&f.log, "a", Some(r#"{"at":10,"again":true}"#));
+    // A fresh indexer replays from the log start: the fire record restores the fired state.
+    f.indexer = PartitionIndexer::new(0, DueIndex::new());
+    assert_eq!(step(&mut f, 100), 0);
+    assert_eq!(step(&mut f, 100_000), 1, "b still fires");
+}
+
+#[test]
+fn malformed_and_null_keys_are_counted_and_never_fired() {
+    let mut f = fixture("/at", None);
+    put(&f.log, "bad", Some(r#"{"at":"next tuesday"}"#));
+    put(&f.log, "bad2", Some(r#"{"at":true}"#));
+    let mut null_key = RecordBatchBuilder::new()
+        .record(None, Some(br#"{"at":1}"#), 1)
+        .build();
+    let _ = f
+        .log
+        .append(&mut null_key, AppendOrigin::Client, 1, 0)
+        .unwrap();
+    assert_eq!(step(&mut f, i64::MAX / 4), 0);
+    let stats = f.indexer.stats();
+    assert_eq!((stats.malformed, stats.null_keys, stats.records), (2, 1, 3));
+    assert_eq!(f.indexer.first_malformed_offset(), Some(0));
+}
+
+#[test]
+fn aborted_transactions_never_fire_and_open_ones_wait() {
+    let mut f = fixture("/at", None);
+    let txn = |pid: i64, key: &str, at: i64| {
+        RecordBatchBuilder::new()
+            .producer(pid, 0, 0)
+            .transactional(true)
+            .record(
+                Some(key.as_bytes()),
+                Some(format!(r#"{{"at":{at}}}"#).as_bytes()),
+                1,
+            )
+            .build()
+    };
+    let marker = |pid, kind| {
+        build_marker(
+            pid,
+            0,
+            EndTransactionMarker {
+                kind,
+                coordinator_epoch: 0,
+            },
+            1,
+        )
+    };
+    let _ = f
+        .log
+        .append(&mut txn(1, "aborted", 10), AppendOrigin::Client, 1, 0)
+        .unwrap();
+    let _ = f
+        .log
+        .append(
+            &mut marker(1, ControlRecordType::Abort),
+            AppendOrigin::Coordinator,
+            1,
+            0,
+        )
+        .unwrap();
+    put(&f.log, "waits", Some(r#"{"at":10}"#));
+    let _ = f
+        .log
+        .append(&mut txn(2, "waits", 50), AppendOrigin::Client, 1, 0)
+        .unwrap();
+    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 100).unwrap();
+    assert_eq!(
+        (report.fired, report.waiting),
+        (0, 1),
+        "a version of `waits` is in an open txn"
+    );
+    let _ = f
+        .log
+        .append(
+            &mut marker(2, ControlRecordType::Commit),
+            AppendOrigin::Coordinator,
+            1,
+            0,
+        )
+        .unwrap();
+    assert_eq!(step(&mut f, 100), 1);
+    let fired = fires(&f.log);
+    assert_eq!(
+        (fired[0].key.as_str(), fired[0].due_at),
+        ("waits", 50),
+        "the committed version"
+    );
+}
+
+#[test]
+fn a_producer_update_racing_a_fire_wins() {
+    let mut f = fixture("/at", None);
+    put(&f.log, "k", Some(r#"{"at":10}"#));
+    // The pulse decided at this log end...
+    let end = f.log.log_end_offset();
+    let _ = f.indexer.catch_up(&f.log, &f.config, end).unwrap();
+    let mut due = Vec::new();
+    f.indexer.index_mut().pop_due(100, 10, &mut due);
+    assert_eq!(due.len(), 1);
+    // ...then a producer moved the entity to the future before the fire was appended.
+    put(&f.log, "k", Some(r#"{"at":5000}"#));
+    let source = super::fire::read_record(&f.log, due[0].offset)
+        .unwrap()
+        .unwrap();
+    let mut stale =
+        super::fire::fire_batch(vec![super::fire::fire_record(&f.config, &due[0], &source)]);
+    assert!(matches!(
+        f.log
+            .append_if_end_is(&mut stale, AppendOrigin::Coordinator, 100, 0, end),
+        Err(Error::LogEndMoved { .. })
+    ));
+    f.indexer.index_mut().retry(&due[0]);
+    // Caught up, the entity is due at 5000, not 10.
+    assert_eq!(step(&mut f, 100), 0);
+    assert_eq!(step(&mut f, 5_000), 1);
+    assert_eq!(fires(&f.log)[0].due_at, 5000);
+}

@@ -1,0 +1,451 @@
+//! `LogCleaner`: log compaction (Kafka's `LogCleaner`), keeping the latest record per key.
+//!
+//! A log has a **clean** section (already compacted, below its cleaner checkpoint, the *first
+//! dirty offset*), a **dirty** section after it, and an **uncleanable** tail that is never
+//! touched: the active segment, anything at or past the last stable offset, anything not yet
+//! fsynced (recovery trusts a crash-free prefix to end at segment boundaries, see
+//! `loader.rs`), and segments newer than `min.compaction.lag.ms`. Only whole segments are
+//! cleaned.
+//!
+//! One pass:
+//! 1. Scan the dirty section into an [`OffsetMap`] (key → latest offset), skipping control
+//!    batches and aborted transactions. If the map fills, the pass ends at the last segment
+//!    that fit and the rest waits for the next pass: memory is bounded, not the log.
+//! 2. Rewrite every cleanable segment, in groups that fit `segment.bytes`, dropping records
+//!    that a later offset of the same key supersedes, records of aborted transactions,
+//!    tombstones older than `delete.retention.ms`, and transaction markers older than that
+//!    whose transaction kept no data. A producer's last batch is kept (empty if need be).
+//! 3. Swap each group in crash-safely (see [`swap`]).
+//!
+//! Offsets never change; reads see gaps where records were removed.
+
+mod offset_map;
+mod rewrite;
+pub(crate) mod swap;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub use offset_map::{MapFull, OffsetMap};
+
+use crate::batch::RecordBatchHeader;
+use crate::control::{self, ControlRecordType};
+use crate::error::{Error, Result};
+use crate::file_records::{BatchReader, ScanStop};
+use crate::fs::FileHandle;
+use crate::index::txn::AbortedTxn;
+use crate::log::Log;
+use rewrite::Filtered;
+
+/// What one pass over a log did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerStats {
+    /// Bytes read (map building and rewriting).
+    pub bytes_read: u64,
+    /// Bytes written to cleaned segments.
+    pub bytes_written: u64,
+    /// Segments replaced.
+    pub segments_replaced: usize,
+    /// Dirty ratio before the pass.
+    pub dirty_ratio: f64,
+    /// The new first dirty offset (the log's cleaner checkpoint).
+    pub first_dirty_offset: i64,
+}
+
+/// How dirty a compacted log is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogToClean {
+    /// First dirty offset, from the cleaner checkpoint.
+    pub first_dirty_offset: i64,
+    /// Nothing at or past this is cleaned.
+    pub first_uncleanable_offset: i64,
+    /// Bytes of cleanable segments below the first dirty offset.
+    pub clean_bytes: u64,
+    /// Bytes of cleanable segments at or past it.
+    pub dirty_bytes: u64,
+    /// Whether `max.compaction.lag.ms` forces a pass regardless of the ratio.
+    pub overdue: bool,
+}
+
+impl LogToClean {
+    /// `dirty / (clean + dirty)`.
+    #[must_use]
+    pub fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.dirty_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            // Byte counts far below 2^52: the conversion is exact enough for a ratio.
+            self.dirty_bytes as f64 / total as f64
+        }
+    }
+}
+
+/// A non-active segment as the cleaner sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentInfo {
+    pub base: i64,
+    /// The next segment's base offset: the segment covers `[base, upper)`.
+    pub upper: i64,
+    pub size: u32,
+    pub max_timestamp: i64,
+    pub file: Arc<dyn FileHandle>,
+}
+
+/// The cleaner's work buffers. One per cleaner thread.
+#[derive(Debug)]
+pub struct LogCleaner {
+    map: OffsetMap,
+}
+
+impl LogCleaner {
+    /// A cleaner whose offset map uses about `dedupe_buffer_bytes`.
+    #[must_use]
+    pub fn new(dedupe_buffer_bytes: usize) -> Self {
+        Self {
+            map: OffsetMap::with_memory(dedupe_buffer_bytes),
+        }
+    }
+
+    /// Cleans `log` once if it has a dirty section, staying below `durable_offset` (the
+    /// recovery point as last checkpointed). Returns `None` when there is nothing to do.
+    ///
+    /// # Errors
+    /// I/O errors; the log itself is left as it was (a partly written group is discarded).
+    pub fn clean(
+        &mut self,
+        log: &Log,
+        first_dirty_offset: i64,
+        durable_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<CleanerStats>> {
+        let (segments, to_clean) = cleanable(log, first_dirty_offset, durable_offset, now_ms);
+        if to_clean.dirty_bytes == 0 {
+            return Ok(None);
+        }
+        let mut stats = CleanerStats {
+            bytes_read: 0,
+            bytes_written: 0,
+            segments_replaced: 0,
+            dirty_ratio: to_clean.dirty_ratio(),
+            first_dirty_offset: to_clean.first_dirty_offset,
+        };
+        let aborted =
+            log.aborted_transactions(log.log_start_offset(), to_clean.first_uncleanable_offset);
+        let Some(end) = self.build_map(log, &segments, &to_clean, &aborted, &mut stats)? else {
+            tracing::warn!(dir = ?log.dir(), "offset map too small for one segment; raise the cleaner's dedupe buffer");
+            return Ok(None);
+        };
+        let config = log.config();
+        let context = PassContext {
+            delete_horizon_ms: now_ms.saturating_sub(config.delete_retention_ms),
+            aborted,
+            producer_last_offsets: log.producer_last_offsets(),
+        };
+        let mut txn_state = TxnRetention::default();
+        let cleanable: Vec<&SegmentInfo> = segments.iter().filter(|s| s.upper <= end).collect();
+        for group in group_by_size(&cleanable, config.segment_bytes) {
+            let replaced = self.clean_group(log, &group, &context, &mut txn_state, &mut stats)?;
+            stats.segments_replaced += replaced;
+        }
+        stats.first_dirty_offset = end;
+        Ok(Some(stats))
+    }
+
+    /// Fills the map from the dirty section. Returns the offset the pass cleans up to: the
+    /// upper bound of the last dirty segment that fit, or `None` if not even one fit.
+    fn build_map(
+        &mut self,
+        log: &Log,
+        segments: &[SegmentInfo],
+        to_clean: &LogToClean,
+        aborted: &[AbortedTxn],
+        stats: &mut CleanerStats,
+    ) -> Result<Option<i64>> {
+        self.map.clear();
+        let mut end = None;
+        for segment in segments.iter().filter(|s| {
+            s.upper > to_clean.first_dirty_offset && s.upper <= to_clean.first_uncleanable_offset
+        }) {
+            let mut full = false;
+            scan(log, segment, |batch| {
+                if batch.is_control() || is_aborted(batch, aborted) {
+                    return Ok(());
+                }
+                let records =
+                    crate::record::RecordBytes::of(batch).map_err(Error::InvalidRecord)?;
+                for record in records.records() {
+                    let record = record.map_err(Error::InvalidRecord)?;
+                    let Some(key) = record.key else { continue };
+                    let offset = batch.base_offset() + i64::from(record.offset_delta);
+                    if self.map.put(key, offset).is_err() {
+                        full = true;
+                    }
+                }
+                Ok(())
+            })?;
+            stats.bytes_read += u64::from(segment.size);
+            if full {
+                break;
+            }
+            end = Some(segment.upper);
+        }
+        Ok(end)
+    }
+
+    /// Rewrites one group of segments and swaps it in. Returns how many segments it replaced
+    /// (0 when nothing changed, which skips the swap).
+    fn clean_group(
+        &mut self,
+        log: &Log,
+        group: &[&SegmentInfo],
+        context: &PassContext,
+        txn_state: &mut TxnRetention,
+        stats: &mut CleanerStats,
+    ) -> Result<usize> {
+        let Some(first) = group.first() else {
+            return Ok(0);
+        };
+        let mut writer = swap::CleanedSegment::create(log, first.base)?;
+        // Merging several segments into one is a change even if no record goes.
+        let mut changed = group.len() > 1;
+        // The decision on each batch is written once the next batch is seen, so that the
+        // group's last batch can be kept (emptied if need be): a cleaned segment then always
+        // ends at the old last offset. Offsets stay contiguous across segments, which crash
+        // recovery relies on, and a swap file always states the range it replaces.
+        let mut held: Option<(Vec<u8>, Filtered)> = None;
+        for segment in group {
+            scan(log, segment, |batch| {
+                let out = self.filter(batch, context, txn_state)?;
+                if let Some((bytes, decision)) = held.replace((batch.bytes().to_vec(), out)) {
+                    changed |= write_decision(&mut writer, &bytes, decision)?;
+                }
+                Ok(())
+            })?;
+            stats.bytes_read += u64::from(segment.size);
+        }
+        if let Some((bytes, decision)) = held {
+            let decision = match decision {
+                Filtered::Dropped => keep_as_empty(&bytes)?,
+                other => other,
+            };
+            changed |= write_decision(&mut writer, &bytes, decision)?;
+        }
+        if !changed {
+            writer.discard(log);
+            return Ok(0);
+        }
+        let upper = group.last().map_or(first.upper, |s| s.upper);
+        let kept_aborted: Vec<AbortedTxn> = context
+            .aborted
+            .iter()
+            .filter(|a| a.last_offset >= first.base && a.last_offset < upper)
+            .filter(|a| !txn_state.dropped_markers.contains(&a.last_offset))
+            .copied()
+            .collect();
+        stats.bytes_written += writer.bytes();
+        let bases: Vec<(i64, u32)> = group.iter().map(|s| (s.base, s.size)).collect();
+        writer.commit(log, &kept_aborted, &bases)?;
+        Ok(group.len())
+    }
+
+    fn filter(
+        &self,
+        batch: &RecordBatchHeader<'_>,
+        context: &PassContext,
+        txn_state: &mut TxnRetention,
+    ) -> Result<Filtered> {
+        let producer = batch.producer_id();
+        let keep_empty = producer >= 0
+            && context.producer_last_offsets.get(&producer) == Some(&batch.last_offset());
+        if batch.is_control() {
+            let marker = control::parse_marker(batch);
+            // An ABORT marker's records are always removed, so only its age matters; a COMMIT
+            // marker must stay while any record of its transaction does.
+            let data_kept = txn_state.data_kept.remove(&producer)
+                && marker.is_some_and(|m| m.kind == ControlRecordType::Commit);
+            let old = batch.max_timestamp() < context.delete_horizon_ms;
+            if old && !data_kept && !keep_empty {
+                let _ = txn_state.dropped_markers.insert(batch.last_offset());
+                return Ok(Filtered::Dropped);
+            }
+            return Ok(Filtered::Unchanged);
+        }
+        if is_aborted(batch, &context.aborted) {
+            return rewrite::filter_batch(batch, keep_empty, |_, _, _| false)
+                .map_err(Error::InvalidRecord);
+        }
+        let mut kept_any = false;
+        let out = rewrite::filter_batch(batch, keep_empty, |record, offset, timestamp| {
+            let keep = match record.key {
+                None => true,
+                Some(key) => {
+                    let latest = self.map.get(key).is_none_or(|latest| latest <= offset);
+                    let expired_tombstone =
+                        record.value.is_none() && timestamp < context.delete_horizon_ms;
+                    latest && !expired_tombstone
+                }
+            };
+            kept_any |= keep;
+            keep
+        })
+        .map_err(Error::InvalidRecord)?;
+        if kept_any && batch.is_transactional() {
+            let _ = txn_state.data_kept.insert(producer);
+        }
+        Ok(out)
+    }
+}
+
+/// Writes a batch's fate; returns whether it differs from the original.
+fn write_decision(
+    writer: &mut swap::CleanedSegment,
+    original: &[u8],
+    decision: Filtered,
+) -> Result<bool> {
+    match decision {
+        Filtered::Unchanged => writer.append(original).map(|()| false),
+        Filtered::Dropped => Ok(true),
+        Filtered::Rewritten(bytes) => writer.append(&bytes).map(|()| true),
+    }
+}
+
+/// The empty form of a batch the filter dropped (control batches are kept as they are).
+fn keep_as_empty(bytes: &[u8]) -> Result<Filtered> {
+    let batch = RecordBatchHeader::parse(bytes).map_err(|reason| Error::corrupt("", 0, reason))?;
+    if batch.is_control() {
+        return Ok(Filtered::Unchanged);
+    }
+    rewrite::filter_batch(&batch, true, |_, _, _| false).map_err(Error::InvalidRecord)
+}
+
+/// Inputs shared by every group of one pass.
+struct PassContext {
+    delete_horizon_ms: i64,
+    aborted: Vec<AbortedTxn>,
+    producer_last_offsets: HashMap<i64, i64>,
+}
+
+/// Transactions seen so far in a pass: producers whose open transaction kept records, and the
+/// markers dropped (their `.txnindex` entries go too).
+#[derive(Default)]
+struct TxnRetention {
+    data_kept: HashSet<i64>,
+    dropped_markers: HashSet<i64>,
+}
+
+fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
+    batch.is_transactional()
+        && !batch.is_control()
+        && aborted.iter().any(|a| {
+            a.producer_id == batch.producer_id()
+                && a.first_offset <= batch.base_offset()
+                && batch.base_offset() < a.last_offset
+        })
+}
+
+/// Calls `visit` for every batch of `segment`, CRC-checked.
+fn scan(
+    log: &Log,
+    segment: &SegmentInfo,
+    mut visit: impl FnMut(&RecordBatchHeader<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut reader = BatchReader::new(segment.file.clone(), 0, segment.size);
+    loop {
+        match reader.next_batch() {
+            Ok((_, bytes)) => {
+                let batch = RecordBatchHeader::parse(bytes)
+                    .map_err(|reason| Error::corrupt(log.dir(), u64::from(segment.size), reason))?;
+                visit(&batch)?;
+            }
+            Err(ScanStop::End) => return Ok(()),
+            Err(ScanStop::Invalid(position, reason)) => {
+                return Err(Error::corrupt(log.dir(), u64::from(position), reason));
+            }
+            Err(ScanStop::Io(e)) => return Err(Error::io("clean: read", log.dir(), e)),
+        }
+    }
+}
+
+/// Consecutive segments whose total size fits `segment.bytes` and whose offsets fit a segment.
+fn group_by_size<'a>(
+    segments: &[&'a SegmentInfo],
+    segment_bytes: u32,
+) -> Vec<Vec<&'a SegmentInfo>> {
+    let mut groups: Vec<Vec<&SegmentInfo>> = Vec::new();
+    let mut size = 0u64;
+    for &segment in segments {
+        let fits = groups.last().and_then(|g| g.first()).is_some_and(|first| {
+            size + u64::from(segment.size) <= u64::from(segment_bytes)
+                && segment.upper - first.base <= i64::from(i32::MAX)
+        });
+        if fits {
+            size += u64::from(segment.size);
+            if let Some(group) = groups.last_mut() {
+                group.push(segment);
+            }
+        } else {
+            size = u64::from(segment.size);
+            groups.push(vec![segment]);
+        }
+    }
+    groups
+}
+
+/// The cleanable segments of `log` and how dirty they are.
+pub(crate) fn cleanable(
+    log: &Log,
+    first_dirty_offset: i64,
+    durable_offset: i64,
+    now_ms: i64,
+) -> (Vec<SegmentInfo>, LogToClean) {
+    let view = log.cleaner_view();
+    let config = &view.config;
+    let first_dirty = first_dirty_offset.max(view.log_start_offset);
+    let lag_bound = view
+        .segments
+        .iter()
+        .find(|s| {
+            s.upper > first_dirty
+                && now_ms.saturating_sub(s.max_timestamp) < config.min_compaction_lag_ms
+        })
+        .map_or(i64::MAX, |s| s.base);
+    let first_uncleanable = view
+        .active_base
+        .min(view.first_unstable_offset.unwrap_or(i64::MAX))
+        .min(view.recovery_point.min(durable_offset))
+        .min(lag_bound);
+    let mut to_clean = LogToClean {
+        first_dirty_offset: first_dirty,
+        first_uncleanable_offset: first_uncleanable,
+        clean_bytes: 0,
+        dirty_bytes: 0,
+        overdue: false,
+    };
+    for segment in view
+        .segments
+        .iter()
+        .filter(|s| s.upper <= first_uncleanable)
+    {
+        if segment.upper <= first_dirty {
+            to_clean.clean_bytes += u64::from(segment.size);
+        } else {
+            to_clean.dirty_bytes += u64::from(segment.size);
+            if now_ms.saturating_sub(segment.max_timestamp) > config.max_compaction_lag_ms {
+                to_clean.overdue = true;
+            }
+        }
+    }
+    (view.segments, to_clean)
+}
+
+/// How dirty `log` is, for choosing which log to clean.
+#[must_use]
+pub fn log_to_clean(
+    log: &Log,
+    first_dirty_offset: i64,
+    durable_offset: i64,
+    now_ms: i64,
+) -> LogToClean {
+    cleanable(log, first_dirty_offset, durable_offset, now_ms).1
+}
