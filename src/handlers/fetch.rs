@@ -9,7 +9,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKi
 
 use crate::broker::BrokerState;
 use crate::error::ApiError;
-use crate::protocol::{RequestContext, ResponseFuture, ready};
+use crate::protocol::{Reply, RequestContext, ready};
 use crate::replica::delayed_fetch::{
     FetchParams, FetchPartition, FetchPartitionData, unknown_topic_id,
 };
@@ -18,11 +18,7 @@ use crate::replica::delayed_fetch::{
 const TOPIC_ID_VERSION: i16 = 13;
 
 /// Starts the fetch; the returned future long-polls off the connection's read path.
-pub fn handle(
-    state: &Arc<BrokerState>,
-    ctx: &RequestContext,
-    request: FetchRequest,
-) -> ResponseFuture {
+pub fn handle(state: &Arc<BrokerState>, ctx: &RequestContext, request: FetchRequest) -> Reply {
     if request.session_id != 0 {
         return ready(
             FetchResponse::default()
@@ -69,7 +65,7 @@ pub fn handle(
     }
     let replica_manager = Arc::clone(&state.replica_manager);
     let read_committed = request.isolation_level == 1;
-    Box::pin(async move {
+    Reply::Later(Box::pin(async move {
         let data = replica_manager.fetch_messages(params, partitions).await;
         let mut data = data.into_iter();
         let responses = layout
@@ -90,7 +86,7 @@ pub fn handle(
                 .with_session_id(0)
                 .with_responses(responses),
         )))
-    })
+    }))
 }
 
 fn partition_data(

@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::BrokerState;
 use crate::error::ConnectionError;
-use crate::protocol::{RequestContext, ResponseFuture, ready};
+use crate::protocol::{Reply, RequestContext, ready};
 
 /// Runs the in-order part of a request and returns the rest as a future.
 ///
@@ -30,7 +30,7 @@ pub async fn handle(
     state: &Arc<BrokerState>,
     ctx: &RequestContext,
     request: RequestKind,
-) -> Result<ResponseFuture, ConnectionError> {
+) -> Result<Reply, ConnectionError> {
     Ok(match request {
         RequestKind::ApiVersions(req) => ready(api_versions::handle(ctx, &req)),
         RequestKind::Metadata(req) => ready(metadata::handle(state, ctx, req).await),

@@ -13,19 +13,17 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 use super::str_bytes;
 use crate::broker::BrokerState;
 use crate::error::{ApiError, ConnectionError};
-use crate::protocol::{RequestContext, ResponseFuture};
+use crate::protocol::{Reply, RequestContext};
 use crate::replica::manager::{PartitionAppend, PartitionAppendResult};
 
 /// Appends, then returns the future that answers.
 ///
-/// # Errors
-/// None from the append phase itself; the returned future fails (closing the connection) when
-/// an acks=0 produce failed.
+/// An acks=0 produce that failed answers with an error that closes the connection.
 pub async fn handle(
     state: &Arc<BrokerState>,
     _ctx: &RequestContext,
     request: ProduceRequest,
-) -> ResponseFuture {
+) -> Reply {
     let acks = request.acks;
     let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::with_capacity(request.topic_data.len());
     let mut entries = Vec::new();
@@ -47,8 +45,9 @@ pub async fn handle(
                 PartitionAppendResult::rejected(ResponseError::InvalidRequiredAcks.into());
                 entries.len()
             ];
-        let response = build_response(layout, results);
-        return Box::pin(async move { Ok(Some(ResponseKind::Produce(response))) });
+        return Reply::Now(Ok(Some(ResponseKind::Produce(build_response(
+            layout, results,
+        )))));
     }
     if request.transactional_id.is_some() {
         // Transactions are not advertised yet (no AddPartitionsToTxn), so a transactional batch
@@ -58,30 +57,32 @@ pub async fn handle(
             "transactions are not supported yet",
         );
         let results = vec![PartitionAppendResult::rejected(error); entries.len()];
-        let response = build_response(layout, results);
         if acks == 0 {
-            return Box::pin(async move {
-                Err(ConnectionError::AcksZeroProduceFailed(
-                    ResponseError::TransactionalIdAuthorizationFailed.into(),
-                ))
-            });
+            return Reply::Now(Err(ConnectionError::AcksZeroProduceFailed(
+                ResponseError::TransactionalIdAuthorizationFailed.into(),
+            )));
         }
-        return Box::pin(async move { Ok(Some(ResponseKind::Produce(response))) });
+        return Reply::Now(Ok(Some(ResponseKind::Produce(build_response(
+            layout, results,
+        )))));
     }
     let pending = state.replica_manager.append_records(acks, entries).await;
     if acks == 0 {
-        let failure = pending.first_error().cloned();
-        return Box::pin(async move {
-            match failure {
-                Some(error) => Err(ConnectionError::AcksZeroProduceFailed(error)),
-                None => Ok(None),
-            }
+        return Reply::Now(match pending.first_error().cloned() {
+            Some(error) => Err(ConnectionError::AcksZeroProduceFailed(error)),
+            None => Ok(None),
         });
     }
-    Box::pin(async move {
-        let results = pending.complete().await;
-        Ok(Some(ResponseKind::Produce(build_response(layout, results))))
-    })
+    match pending.into_durable() {
+        // acks=1 (or fsync disabled): answered in order without a task of its own.
+        Ok(results) => Reply::Now(Ok(Some(ResponseKind::Produce(build_response(
+            layout, results,
+        ))))),
+        Err(pending) => Reply::Later(Box::pin(async move {
+            let results = pending.complete().await;
+            Ok(Some(ResponseKind::Produce(build_response(layout, results))))
+        })),
+    }
 }
 
 fn build_response(

@@ -24,14 +24,38 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use crate::error::ConnectionError;
 
-/// What a request's handler eventually answers: a response, or nothing (acks=0 produce).
-pub type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Option<ResponseKind>, ConnectionError>> + Send>>;
+/// A handler's answer: a response, nothing (acks=0 produce), or an error that closes the
+/// connection.
+pub type Answer = Result<Option<ResponseKind>, ConnectionError>;
+
+/// The rest of a request that waits (an fsync, a fetch long-poll).
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+/// What the in-order part of a handler returns. Most answers are known at once and skip the
+/// task that a waiting answer needs, which keeps the produce path to one thread hop.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the known answer is the common, hot case"
+)]
+pub enum Reply {
+    /// The answer is known.
+    Now(Answer),
+    /// The answer needs waiting; the connection runs it as its own task.
+    Later(ResponseFuture),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Now(answer) => f.debug_tuple("Now").field(answer).finish(),
+            Reply::Later(_) => f.write_str("Later(..)"),
+        }
+    }
+}
 
 /// A response that is ready now.
-pub fn ready(response: impl Into<ResponseKind>) -> ResponseFuture {
-    let response = response.into();
-    Box::pin(async move { Ok(Some(response)) })
+pub fn ready(response: impl Into<ResponseKind>) -> Reply {
+    Reply::Now(Ok(Some(response.into())))
 }
 
 /// Per-request facts handlers may need.

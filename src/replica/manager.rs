@@ -87,6 +87,18 @@ impl PendingProduce {
         self.results.iter().find_map(|r| r.error.as_ref())
     }
 
+    /// The results, if nothing is left to fsync; otherwise `self` back.
+    ///
+    /// # Errors
+    /// Returns `self` when an fsync is still needed (acks=-1).
+    pub fn into_durable(self) -> Result<Vec<PartitionAppendResult>, PendingProduce> {
+        if self.to_sync.is_empty() {
+            Ok(self.results)
+        } else {
+            Err(self)
+        }
+    }
+
     /// Waits until the appended data is durable (group commit: concurrent callers share one
     /// fdatasync in storage), then returns the per-partition results in request order.
     pub async fn complete(mut self) -> Vec<PartitionAppendResult> {

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -27,7 +27,7 @@ use crate::broker::BrokerState;
 use crate::clock::Stopwatch;
 use crate::error::ConnectionError;
 use crate::handlers;
-use crate::protocol::{self, Decoded, ready};
+use crate::protocol::{self, Answer, Decoded, Reply, ready};
 
 /// Initial read buffer; grows to the largest frame seen.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -35,13 +35,43 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// its memory for the connection's lifetime.
 const READ_BUFFER_RETAINED_BYTES_MAX: usize = 1024 * 1024;
 
-/// A request whose response is being produced.
+/// A request whose response is known or being produced.
 struct InFlight {
     api_key: ApiKey,
     api_version: i16,
     correlation_id: i32,
     started: Stopwatch,
-    response: JoinHandle<Result<Option<ResponseKind>, ConnectionError>>,
+    response: Pending,
+}
+
+/// The answer, or the task computing it.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the known answer is the common, hot case"
+)]
+enum Pending {
+    Now(Answer),
+    Later(JoinHandle<Answer>),
+}
+
+impl Pending {
+    fn from_reply(reply: Reply) -> Pending {
+        match reply {
+            Reply::Now(answer) => Pending::Now(answer),
+            // Its own task, so it makes progress while earlier responses are still being
+            // written and later requests are being read.
+            Reply::Later(future) => Pending::Later(tokio::spawn(future)),
+        }
+    }
+
+    async fn answer(self) -> Answer {
+        match self {
+            Pending::Now(answer) => answer,
+            Pending::Later(task) => task
+                .await
+                .map_err(|e| ConnectionError::Encode(format!("handler task failed: {e}")))?,
+        }
+    }
 }
 
 /// Serves one connection until the client leaves, a request closes it, or shutdown.
@@ -85,7 +115,7 @@ async fn read_requests(
                 api_version: 0,
                 correlation_id,
                 started,
-                response: tokio::spawn(ready(
+                response: Pending::from_reply(ready(
                     handlers::api_versions::unsupported_version_response(),
                 )),
             },
@@ -96,7 +126,7 @@ async fn read_requests(
                     api_version: ctx.api_version,
                     correlation_id: ctx.correlation_id,
                     started,
-                    response: tokio::spawn(pending),
+                    response: Pending::from_reply(pending),
                 }
             }
         };
@@ -151,10 +181,7 @@ async fn write_responses(
 ) -> Result<(), ConnectionError> {
     let mut out = BytesMut::with_capacity(READ_BUFFER_BYTES);
     while let Some(in_flight) = receiver.recv().await {
-        let outcome = in_flight
-            .response
-            .await
-            .map_err(|e| ConnectionError::Encode(format!("handler task failed: {e}")))?;
+        let outcome = in_flight.response.answer().await;
         let name = protocol::api_name(in_flight.api_key);
         if let Some(response) = outcome? {
             out.clear();
