@@ -136,6 +136,30 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Records younger than this are not compacted.",
     ),
     topic(
+        "max.compaction.lag.ms",
+        Long,
+        "log.cleaner.max.compaction.lag.ms",
+        1,
+        &[],
+        "Records older than this are compacted even below min.cleanable.dirty.ratio.",
+    ),
+    topic(
+        "delete.retention.ms",
+        Long,
+        "log.cleaner.delete.retention.ms",
+        0,
+        &[],
+        "How long tombstones and transaction markers survive compaction.",
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        ConfigType::Double,
+        "log.cleaner.min.cleanable.ratio",
+        0,
+        &[],
+        "Compact when this share of the log is dirty.",
+    ),
+    topic(
         "message.timestamp.type",
         ConfigType::String,
         "log.message.timestamp.type",
@@ -298,6 +322,13 @@ fn apply(config: &mut LogConfig, name: &str, value: &str) {
         "flush.messages" => set(&mut config.flush_messages, long()),
         "flush.ms" => set(&mut config.flush_ms, long()),
         "min.compaction.lag.ms" => set(&mut config.min_compaction_lag_ms, long()),
+        "max.compaction.lag.ms" => set(&mut config.max_compaction_lag_ms, long()),
+        "delete.retention.ms" => set(&mut config.delete_retention_ms, long()),
+        "min.cleanable.dirty.ratio" => {
+            if let Ok(ratio) = value.parse() {
+                config.min_cleanable_dirty_ratio = ratio;
+            }
+        }
         "message.timestamp.type" => {
             config.message_timestamp_type = if value == "LogAppendTime" {
                 kairos_storage::TimestampType::LogAppendTime

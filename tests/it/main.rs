@@ -5,6 +5,7 @@ mod wire;
 
 mod admin;
 mod clients_python;
+mod compaction;
 mod durability;
 mod embedding;
 mod produce_fetch;
