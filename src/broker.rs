@@ -51,6 +51,8 @@ pub struct BrokerState {
     pub producer_ids: Arc<ProducerIdManager>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The due index of temporal topics.
+    pub due: Arc<crate::temporal::service::DueService>,
     /// Host clients are told to connect to.
     pub advertised_host: String,
     /// Port clients are told to connect to.
@@ -238,6 +240,11 @@ impl BrokerBuilder {
                 shutdown.clone(),
             )));
         }
+        tasks.push(tokio::spawn(crate::temporal::service::run(
+            Arc::clone(&state),
+            Arc::clone(&state.due),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::replica::cleaner::run(
             Arc::clone(&state),
             shutdown.clone(),
@@ -298,6 +305,9 @@ async fn open_state(
         .await
         .map_err(|e| StartError::Task(e.to_string()))?;
     let (advertised_host, advertised_port) = advertised(&config, local_addr);
+    let due = Arc::new(crate::temporal::service::DueService::new(
+        replica_manager.log_manager().dir(),
+    ));
     Ok(Arc::new(BrokerState {
         producer_ids: Arc::new(ProducerIdManager::new(Arc::clone(&metadata))),
         config,
@@ -306,6 +316,7 @@ async fn open_state(
         replica_manager,
         controller,
         metrics: Arc::new(Metrics::new()),
+        due,
         advertised_host,
         advertised_port,
     }))

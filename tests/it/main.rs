@@ -11,3 +11,4 @@ mod embedding;
 mod produce_fetch;
 mod protocol_bytes;
 mod regression;
+mod temporal;
