@@ -10,8 +10,10 @@
 //!   16 million entities).
 //! - **The map** is a `hashbrown::HashTable<u32>` of slot ids (4 B + 1 control byte a bucket).
 //! - **Far entries** sit in coarse time buckets ([`BUCKET_MS`] wide) as bare `u32` slot ids.
-//!   When the earliest bucket is needed it is moved into **the near heap** of `(due, slot)`, so
-//!   only entries due soon pay for ordering.
+//!   When the earliest bucket is needed it is sorted once into **the near run** of
+//!   `(due, slot)`, so only entries due soon pay for ordering, and a mass drain (millions due at
+//!   one instant) pops in O(1) each. Entries that arrive already inside the near window (past
+//!   due at write time) go to a small heap beside the run; pops take the smaller head.
 //!
 //! Moves and cancels do not search the buckets or the heap: they change the slot, and the stale
 //! bucket or heap element is skipped when met (its due time no longer matches the slot). Stale
@@ -23,7 +25,7 @@
 //! time does.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use hashbrown::HashTable;
 
@@ -32,6 +34,9 @@ use hashbrown::HashTable;
 pub const BUCKET_MS: i64 = 1 << 22;
 const SLOTS_PER_CHUNK: usize = 4096;
 const NO_DUE: i64 = -1;
+/// Field index of a released slot; live entities have at most `MAX_FIELDS` (16) fields.
+const DEAD_FIELD: u8 = u8::MAX;
+const _: () = assert!(super::selector::MAX_FIELDS < DEAD_FIELD as usize);
 
 /// Identity of an entity in one partition: a key and a field index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +65,31 @@ impl EntityId {
     pub fn field(self) -> u8 {
         self.field
     }
+
+    /// `(hash, check, field)`, for snapshots.
+    #[must_use]
+    pub fn parts(self) -> (u64, u16, u8) {
+        (self.hash, self.check, self.field)
+    }
+
+    /// The inverse of [`EntityId::parts`].
+    #[must_use]
+    pub fn from_parts(hash: u64, check: u16, field: u8) -> Self {
+        Self { hash, check, field }
+    }
+}
+
+/// One entity as a snapshot stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// The entity.
+    pub id: EntityId,
+    /// Pending due time, or -1.
+    pub due_ms: i64,
+    /// Latest indexed version.
+    pub offset: i64,
+    /// Last fired due time, or -1.
+    pub fired_ms: i64,
 }
 
 /// One entity, packed into 32 bytes: offsets and due times fit 48 bits (offsets to 2.8e14,
@@ -130,6 +160,21 @@ pub struct DueEntry {
     pub due_ms: i64,
     /// Offset of the version the fire reflects.
     pub offset: i64,
+    /// The slot it was popped from: a hint that saves a hash lookup when it is confirmed.
+    slot: u32,
+}
+
+impl DueEntry {
+    /// An entry not popped from an index (tests, benches, replays).
+    #[must_use]
+    pub fn new(id: EntityId, due_ms: i64, offset: i64) -> Self {
+        Self {
+            id,
+            due_ms,
+            offset,
+            slot: u32::MAX,
+        }
+    }
 }
 
 /// What an upsert did.
@@ -148,6 +193,46 @@ pub enum Upsert {
     AlreadyFired,
 }
 
+/// Entries due before `near_until_ms`: a sorted run from a promoted bucket plus a heap of
+/// entries inserted into the window afterwards.
+#[derive(Debug, Default)]
+struct Near {
+    run: VecDeque<(i64, u32)>,
+    heap: BinaryHeap<Reverse<(i64, u32)>>,
+}
+
+impl Near {
+    fn push(&mut self, entry: (i64, u32)) {
+        self.heap.push(Reverse(entry));
+    }
+    fn peek(&self) -> Option<(i64, u32)> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(&r), Some(&Reverse(h))) => Some(r.min(h)),
+            (Some(&r), None) => Some(r),
+            (None, Some(&Reverse(h))) => Some(h),
+            (None, None) => None,
+        }
+    }
+    fn pop(&mut self) -> Option<(i64, u32)> {
+        let head = self.peek()?;
+        if self.run.front() == Some(&head) {
+            self.run.pop_front()
+        } else {
+            self.heap.pop().map(|Reverse(e)| e)
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.run.is_empty() && self.heap.is_empty()
+    }
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.run.len() + self.heap.len()
+    }
+    fn capacity_bytes(&self) -> usize {
+        (self.run.capacity() + self.heap.capacity()) * std::mem::size_of::<(i64, u32)>()
+    }
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct DueIndex {
@@ -156,7 +241,7 @@ pub struct DueIndex {
     free: Vec<u32>,
     table: HashTable<u32>,
     far: BTreeMap<i64, Vec<u32>>,
-    near: BinaryHeap<Reverse<(i64, u32)>>,
+    near: Near,
     /// Every pending entry with due before this is in `near`; the others are in `far`.
     near_until_ms: i64,
     pending: usize,
@@ -174,6 +259,71 @@ impl DueIndex {
         Self::default()
     }
 
+    /// An empty index with room for `entities` without rehashing.
+    #[must_use]
+    pub fn with_capacity(entities: usize) -> Self {
+        let mut index = Self::default();
+        index.table.reserve(entities, |_| 0);
+        index
+    }
+
+    /// The live entities, for a snapshot, each once: pending ones in due-bucket order (so a
+    /// restore appends to one bucket at a time), then the ones only remembered as fired.
+    #[must_use]
+    pub fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+        let mut seen = vec![false; self.slots_used as usize];
+        let mut out = Vec::with_capacity(self.table.len());
+        let mut take = |idx: u32, out: &mut Vec<SnapshotEntry>| {
+            let slot = self.slot(idx);
+            if std::mem::replace(&mut seen[idx as usize], true) || slot.id().field == DEAD_FIELD {
+                return;
+            }
+            out.push(SnapshotEntry {
+                id: slot.id(),
+                due_ms: slot.due_ms,
+                offset: slot.offset(),
+                fired_ms: slot.fired_ms(),
+            });
+        };
+        let mut near: Vec<(i64, u32)> = self.near.run.iter().copied().collect();
+        near.extend(self.near.heap.iter().map(|Reverse(e)| *e));
+        near.sort_unstable();
+        for (due, idx) in near {
+            if self.slot(idx).due_ms == due {
+                take(idx, &mut out);
+            }
+        }
+        for (&bucket, ids) in &self.far {
+            for &idx in ids {
+                let due = self.slot(idx).due_ms;
+                if due != NO_DUE && bucket_of(due) == bucket {
+                    take(idx, &mut out);
+                }
+            }
+        }
+        for idx in 0..self.slots_used {
+            take(idx, &mut out);
+        }
+        out
+    }
+
+    /// Adds an entity from a snapshot (which holds each entity once).
+    pub fn restore(&mut self, entry: SnapshotEntry) {
+        let idx = self.allocate(Slot::new(
+            entry.id,
+            entry.due_ms,
+            entry.offset,
+            entry.fired_ms,
+        ));
+        let chunks = &self.chunks;
+        let _ = self.table.insert_unique(entry.id.hash, idx, |&i| {
+            chunks[i as usize / SLOTS_PER_CHUNK][i as usize % SLOTS_PER_CHUNK].hash
+        });
+        if entry.due_ms != NO_DUE {
+            self.enqueue(idx, entry.due_ms);
+        }
+    }
+
     fn slot(&self, idx: u32) -> &Slot {
         let idx = idx as usize;
         &self.chunks[idx / SLOTS_PER_CHUNK][idx % SLOTS_PER_CHUNK]
@@ -188,6 +338,16 @@ impl DueIndex {
         self.table
             .find(id.hash, |&idx| self.slot(idx).id() == id)
             .copied()
+    }
+
+    /// The slot of a popped entry: its hint if the slot still holds that entity, else a lookup.
+    fn locate(&self, entry: &DueEntry) -> Option<u32> {
+        // A released slot carries DEAD_FIELD, which no live entity has, so an id match means
+        // the slot is live and still this entity's.
+        if entry.slot < self.slots_used && self.slot(entry.slot).id() == entry.id {
+            return Some(entry.slot);
+        }
+        self.find(entry.id)
     }
 
     fn allocate(&mut self, slot: Slot) -> u32 {
@@ -207,9 +367,14 @@ impl DueIndex {
 
     fn enqueue(&mut self, idx: u32, due_ms: i64) {
         if due_ms < self.near_until_ms {
-            self.near.push(Reverse((due_ms, idx)));
+            self.near.push((due_ms, idx));
         } else {
-            self.far.entry(bucket_of(due_ms)).or_default().push(idx);
+            let bucket = bucket_of(due_ms);
+            // Restores and bursts of similar due times hit the newest bucket: skip the search.
+            match self.far.last_entry() {
+                Some(mut last) if *last.key() == bucket => last.get_mut().push(idx),
+                _ => self.far.entry(bucket).or_default().push(idx),
+            }
         }
         self.pending += 1;
     }
@@ -292,6 +457,16 @@ impl DueIndex {
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             let _ = entry.remove();
         }
+        *self.slot_mut(idx) = Slot::new(
+            EntityId {
+                hash: 0,
+                check: 0,
+                field: DEAD_FIELD,
+            },
+            NO_DUE,
+            0,
+            NO_DUE,
+        );
         self.free.push(idx);
     }
 
@@ -318,7 +493,7 @@ impl DueIndex {
     pub fn next_due(&mut self) -> Option<i64> {
         loop {
             self.promote_if_needed();
-            let &Reverse((due, idx)) = self.near.peek()?;
+            let (due, idx) = self.near.peek()?;
             if self.slot(idx).due_ms == due {
                 return Some(due);
             }
@@ -327,21 +502,25 @@ impl DueIndex {
         }
     }
 
-    /// Moves the earliest far bucket into the near heap when the heap is empty.
+    /// Sorts the earliest far bucket into the near run when nothing near is left.
     fn promote_if_needed(&mut self) {
         while self.near.is_empty() {
             let Some((bucket, ids)) = self.far.pop_first() else {
                 return;
             };
             self.near_until_ms = (bucket + 1) * BUCKET_MS;
+            let mut run: Vec<(i64, u32)> = Vec::with_capacity(ids.len());
             for idx in ids {
                 let due = self.slot(idx).due_ms;
                 if due != NO_DUE && bucket_of(due) == bucket {
-                    self.near.push(Reverse((due, idx)));
+                    run.push((due, idx));
                 } else {
                     self.stale = self.stale.saturating_sub(1);
                 }
             }
+            run.sort_unstable();
+            run.dedup();
+            self.near.run = run.into();
         }
     }
 
@@ -354,7 +533,7 @@ impl DueIndex {
                 Some(due) if due <= now_ms => {}
                 _ => return,
             }
-            let Some(Reverse((due, idx))) = self.near.pop() else {
+            let Some((due, idx)) = self.near.pop() else {
                 return;
             };
             let slot = *self.slot(idx);
@@ -366,6 +545,7 @@ impl DueIndex {
                 id: slot.id(),
                 due_ms: due,
                 offset: slot.offset(),
+                slot: idx,
             });
         }
     }
@@ -373,7 +553,7 @@ impl DueIndex {
     /// Records that `entry` fired. Returns false if the entity changed since it was popped
     /// (the caller must then not have appended the fire; see the pulse).
     pub fn fired(&mut self, entry: &DueEntry) -> bool {
-        let Some(idx) = self.find(entry.id) else {
+        let Some(idx) = self.locate(entry) else {
             return false;
         };
         self.slot_mut(idx).set_fired(entry.due_ms);
@@ -382,7 +562,7 @@ impl DueIndex {
 
     /// Puts a popped entry back, unless a newer version changed the entity meanwhile.
     pub fn retry(&mut self, entry: &DueEntry) {
-        if let Some(idx) = self.find(entry.id) {
+        if let Some(idx) = self.locate(entry) {
             let slot = *self.slot(idx);
             if slot.due_ms == NO_DUE && slot.offset() == entry.offset {
                 self.slot_mut(idx).due_ms = entry.due_ms;
@@ -395,7 +575,7 @@ impl DueIndex {
     /// re-queued: the check a fire must pass under the partition's append order.
     #[must_use]
     pub fn is_current(&self, entry: &DueEntry) -> bool {
-        self.find(entry.id).is_some_and(|idx| {
+        self.locate(entry).is_some_and(|idx| {
             let slot = self.slot(idx);
             slot.offset() == entry.offset
                 && slot.due_ms == NO_DUE
@@ -435,11 +615,7 @@ impl DueIndex {
         let mut all: Vec<DueEntry> = (0..self.slots_used)
             .map(|idx| *self.slot(idx))
             .filter(|s| s.due_ms != NO_DUE && self.find(s.id()).is_some())
-            .map(|s| DueEntry {
-                id: s.id(),
-                due_ms: s.due_ms,
-                offset: s.offset(),
-            })
+            .map(|s| DueEntry::new(s.id(), s.due_ms, s.offset()))
             .collect();
         all.sort_unstable_by_key(|e| (e.due_ms, e.id.hash));
         all.truncate(limit);
@@ -456,7 +632,7 @@ impl DueIndex {
             .values()
             .map(|v| v.capacity() * 4 + std::mem::size_of::<Vec<u32>>() + 16)
             .sum();
-        let near = self.near.capacity() * std::mem::size_of::<Reverse<(i64, u32)>>();
+        let near = self.near.capacity_bytes();
         arena + table + far + near + self.free.capacity() * 4
     }
 
@@ -467,14 +643,14 @@ impl DueIndex {
             return;
         }
         let mut far: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        let mut near = BinaryHeap::new();
+        let mut near = Vec::new();
         for idx in 0..self.slots_used {
             let slot = self.slot(idx);
             if slot.due_ms == NO_DUE || self.find(slot.id()) != Some(idx) {
                 continue;
             }
             if slot.due_ms < self.near_until_ms {
-                near.push(Reverse((slot.due_ms, idx)));
+                near.push((slot.due_ms, idx));
             } else {
                 far.entry(bucket_of(slot.due_ms)).or_default().push(idx);
             }
@@ -483,7 +659,11 @@ impl DueIndex {
             ids.shrink_to_fit();
         }
         self.far = far;
-        self.near = near;
+        near.sort_unstable();
+        self.near = Near {
+            run: near.into(),
+            heap: BinaryHeap::new(),
+        };
         self.stale = 0;
     }
 }
