@@ -8,16 +8,19 @@
 //! ([`patch`]), to the same partition (or the same partition number of
 //! `temporal.target.topic`).
 //!
-//! The modules here are pure: no I/O, no clock reads. Time comes in as `now_ms`.
+//! The modules here are pure (no clock reads; time comes in as `now_ms`), except [`service`],
+//! which owns the indexers, the pulse task and the snapshot files.
 
 pub mod config;
 pub mod due_index;
 pub mod extract;
 pub mod fire;
 pub mod indexer;
+pub mod metrics;
 pub mod patch;
 pub mod pulse;
 pub mod selector;
+pub mod service;
 pub mod snapshot;
 pub mod time_format;
 

@@ -1,0 +1,293 @@
+//! End-to-end produce/fetch benchmark against the real `kairos` binary, with the raw machine
+//! reference measured in the same run. One command:
+//!
+//! ```sh
+//! cargo bench --bench e2e_produce_fetch            # KAIROS_BENCH_RECORDS=200000 to change size
+//! ```
+//!
+//! Reports:
+//! - produce MB/s and records/s with 1 KiB records at acks=1 and acks=all (librdkafka producer);
+//! - produce latency p50/p99 at half of the measured acks=1 maximum without lingering (paced
+//!   sends, linger.ms=0);
+//! - consume MB/s (librdkafka consumer from offset 0);
+//! - the reference: loopback TCP MB/s, and sequential file write MB/s ending in fdatasync;
+//! - the broker's idle RSS.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+const RECORD_BYTES: usize = 1024;
+
+fn records() -> usize {
+    std::env::var("KAIROS_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+struct Broker {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Broker {
+    fn start(dir: &std::path::Path) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listener", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("kairos starts");
+        let mut line = String::new();
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut byte = [0_u8; 1];
+        while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            line.push(char::from(byte[0]));
+        }
+        let bootstrap = line
+            .trim()
+            .trim_start_matches("kairos listening on ")
+            .to_owned();
+        Broker { child, bootstrap }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn producer(bootstrap: &str, acks: &str, linger_ms: &str) -> FutureProducer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", linger_ms)
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "60000");
+    if acks != "all" {
+        config.set("enable.idempotence", "false");
+    }
+    config.create().expect("producer")
+}
+
+/// Sends `count` records as fast as the producer queue allows; returns elapsed time.
+async fn produce_burst(
+    bootstrap: &str,
+    topic: &str,
+    acks: &str,
+    linger_ms: &str,
+    count: usize,
+) -> Duration {
+    let producer = producer(bootstrap, acks, linger_ms);
+    let payload = vec![b'x'; RECORD_BYTES];
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(count);
+    for i in 0..count {
+        let key = (i as u64).to_be_bytes();
+        let mut record = FutureRecord::to(topic).key(&key[..]).payload(&payload[..]);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((_, returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            }
+        }
+    }
+    for delivery in pending {
+        let _ = delivery.await.expect("delivered").expect("acknowledged");
+    }
+    started.elapsed()
+}
+
+/// Sends at `rate` records/s for `count` records; returns per-record latencies.
+async fn produce_paced(bootstrap: &str, topic: &str, rate: f64, count: usize) -> Vec<Duration> {
+    let producer = producer(bootstrap, "1", "0");
+    let payload = vec![b'y'; RECORD_BYTES];
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let due = started + interval.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        let sent = Instant::now();
+        let delivery = producer
+            .send_result(FutureRecord::<(), _>::to(topic).payload(&payload[..]))
+            .expect("queue has room at half load");
+        tasks.push(tokio::spawn(async move {
+            let _ = delivery.await;
+            sent.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for task in tasks {
+        latencies.push(task.await.expect("latency task"));
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
+fn consume_all(bootstrap: &str, topic: &str, count: usize) -> (Duration, usize) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&list).expect("assign");
+    let started = Instant::now();
+    let (mut seen, mut bytes) = (0, 0);
+    while seen < count && started.elapsed() < Duration::from_secs(120) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            use rdkafka::Message;
+            seen += 1;
+            bytes += message.payload().map_or(0, <[u8]>::len);
+        }
+    }
+    (started.elapsed(), bytes)
+}
+
+/// Loopback TCP: one writer, one reader, `total` bytes in 64 KiB writes.
+fn loopback_mb_s(total: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    let reader = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut buffer = vec![0_u8; 1 << 16];
+        let mut read = 0;
+        while read < total {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    });
+    let mut stream = TcpStream::connect(address).expect("connect");
+    let chunk = vec![b'z'; 1 << 16];
+    let started = Instant::now();
+    let mut written = 0;
+    while written < total {
+        stream.write_all(&chunk).expect("write");
+        written += chunk.len();
+    }
+    drop(stream);
+    reader.join().expect("reader");
+    mb_s(written, started.elapsed())
+}
+
+/// Sequential file write of `total` bytes in 1 MiB writes, then fdatasync.
+fn disk_mb_s(dir: &std::path::Path, total: usize) -> f64 {
+    let path = dir.join("reference.bin");
+    let mut file = std::fs::File::create(&path).expect("create");
+    let chunk = vec![b'd'; 1 << 20];
+    let started = Instant::now();
+    let mut written = 0;
+    while written < total {
+        file.write_all(&chunk).expect("write");
+        written += chunk.len();
+    }
+    file.sync_data().expect("fdatasync");
+    let elapsed = started.elapsed();
+    let _ = std::fs::remove_file(&path);
+    mb_s(written, elapsed)
+}
+
+fn mb_s(bytes: usize, elapsed: Duration) -> f64 {
+    bytes as f64 / 1_000_000.0 / elapsed.as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let count = records();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_rss = broker.rss_kib();
+    let bootstrap = broker.bootstrap.clone();
+    let payload_bytes = count * RECORD_BYTES;
+
+    let reference_net = loopback_mb_s(payload_bytes);
+    let reference_disk = disk_mb_s(dir.path(), payload_bytes);
+
+    let acks1 = produce_burst(&bootstrap, "bench-acks1", "1", "5", count).await;
+    let acks_all = produce_burst(&bootstrap, "bench-acksall", "all", "5", count).await;
+    // Latency is measured without client-side lingering, so "max load" is measured the same way.
+    let unlingered = produce_burst(&bootstrap, "bench-max", "1", "0", count).await;
+    let max_rate = count as f64 / unlingered.as_secs_f64();
+    let paced = (count / 5).max(1_000);
+    let latencies = produce_paced(&bootstrap, "bench-latency", max_rate / 2.0, paced).await;
+    let (consume_time, consumed) = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || consume_all(&bootstrap, "bench-acks1", count))
+            .await
+            .expect("consume")
+    };
+
+    println!("kairos end-to-end bench: {count} records of {RECORD_BYTES} B, one partition");
+    println!("reference  loopback TCP       {reference_net:>9.1} MB/s");
+    println!("reference  file write+fsync   {reference_disk:>9.1} MB/s");
+    println!(
+        "produce    acks=1             {:>9.1} MB/s {:>10.0} records/s ({:.0}% of min reference)",
+        mb_s(payload_bytes, acks1),
+        count as f64 / acks1.as_secs_f64(),
+        100.0 * mb_s(payload_bytes, acks1) / reference_net.min(reference_disk)
+    );
+    println!(
+        "produce    acks=all           {:>9.1} MB/s {:>10.0} records/s ({:.0}% of min reference)",
+        mb_s(payload_bytes, acks_all),
+        count as f64 / acks_all.as_secs_f64(),
+        100.0 * mb_s(payload_bytes, acks_all) / reference_net.min(reference_disk)
+    );
+    println!(
+        "latency    acks=1 linger 0 at {:.0} rec/s (half of max)  p50 {:?}  p99 {:?}",
+        max_rate / 2.0,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "consume    from offset 0      {:>9.1} MB/s",
+        mb_s(consumed, consume_time)
+    );
+    println!("idle RSS   {idle_rss} KiB");
+}

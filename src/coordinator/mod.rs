@@ -1,0 +1,4 @@
+//! Coordinators: state owners that are not partitions. For now the producer-id allocator; the
+//! group and transaction coordinators join it in later waves.
+
+pub mod producer_id;

@@ -1,0 +1,325 @@
+//! `ReplicaManager`: the owner of partition logs for the request path.
+//!
+//! Storage is blocking, so every call into a `Log` runs on tokio's blocking pool and no async
+//! lock is held across it. Produce is split in two phases so that a connection can pipeline:
+//! [`ReplicaManager::append_records`] appends in request order (the connection awaits it before
+//! reading its next request), and the returned [`PendingProduce`] waits for the group-commit
+//! fsync of acks=-1 off the connection's read path.
+//!
+//! Every successful append bumps a `watch` counter that parked fetches (`DelayedFetch`) wait on,
+//! so long-polls wake on appends instead of polling.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kairos_storage::{AppendOrigin, AppendOutcome, Log, LogManager, TopicPartition};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::error::{ApiError, storage_error_code};
+use crate::metadata::{MetadataCache, TopicMetadata};
+use crate::topic_config;
+
+/// One partition's records in a Produce request.
+#[derive(Debug)]
+pub struct PartitionAppend {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The record batches as sent.
+    pub records: Option<Bytes>,
+}
+
+/// The answer for one partition of a Produce request.
+#[derive(Debug, Clone)]
+pub struct PartitionAppendResult {
+    /// Error for this partition, if any.
+    pub error: Option<ApiError>,
+    /// First offset assigned (or of the duplicate).
+    pub base_offset: i64,
+    /// The broker's timestamp for LogAppendTime topics, else -1.
+    pub log_append_time_ms: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+    /// `(batch index, message)` for INVALID_RECORD.
+    pub record_errors: Vec<(i32, String)>,
+}
+
+impl PartitionAppendResult {
+    /// A partition that was not appended because of `error`.
+    #[must_use]
+    pub fn rejected(error: ApiError) -> PartitionAppendResult {
+        PartitionAppendResult::failed(error)
+    }
+
+    fn failed(error: ApiError) -> PartitionAppendResult {
+        let record_errors = if error.code == ResponseError::InvalidRecord {
+            vec![(0, error.message.clone().unwrap_or_default())]
+        } else {
+            Vec::new()
+        };
+        PartitionAppendResult {
+            error: Some(error),
+            base_offset: -1,
+            log_append_time_ms: -1,
+            log_start_offset: -1,
+            record_errors,
+        }
+    }
+}
+
+/// Results of the append phase, and what is left to make them durable.
+#[derive(Debug)]
+pub struct PendingProduce {
+    results: Vec<PartitionAppendResult>,
+    // `(index into results, log, end offset)` to fsync before answering acks=-1.
+    to_sync: Vec<(usize, Arc<Log>, i64)>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PendingProduce {
+    /// Whether any partition failed (acks=0 closes the connection then).
+    #[must_use]
+    pub fn first_error(&self) -> Option<&ApiError> {
+        self.results.iter().find_map(|r| r.error.as_ref())
+    }
+
+    /// The results, if nothing is left to fsync; otherwise `self` back.
+    ///
+    /// # Errors
+    /// Returns `self` when an fsync is still needed (acks=-1).
+    pub fn into_durable(self) -> Result<Vec<PartitionAppendResult>, PendingProduce> {
+        if self.to_sync.is_empty() {
+            Ok(self.results)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Waits until the appended data is durable (group commit: concurrent callers share one
+    /// fdatasync in storage), then returns the per-partition results in request order.
+    pub async fn complete(mut self) -> Vec<PartitionAppendResult> {
+        if self.to_sync.is_empty() {
+            return self.results;
+        }
+        let to_sync = std::mem::take(&mut self.to_sync);
+        let clock = Arc::clone(&self.clock);
+        let synced = tokio::task::spawn_blocking(move || {
+            to_sync
+                .into_iter()
+                .map(|(index, log, end_offset)| (index, log.sync_to(end_offset, clock.now_ms())))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match synced {
+            Ok(outcomes) => {
+                for (index, outcome) in outcomes {
+                    if let (Err(error), Some(result)) = (outcome, self.results.get_mut(index)) {
+                        *result = PartitionAppendResult::failed(ApiError::from(&error));
+                    }
+                }
+            }
+            Err(join_error) => {
+                tracing::error!(%join_error, "fsync task failed");
+                for result in &mut self.results {
+                    *result =
+                        PartitionAppendResult::failed(ResponseError::KafkaStorageError.into());
+                }
+            }
+        }
+        self.results
+    }
+}
+
+/// Appends and reads partition logs.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    log_manager: Arc<LogManager>,
+    metadata: Arc<MetadataCache>,
+    config: Arc<BrokerConfig>,
+    clock: Arc<dyn Clock>,
+    // Bumped after every successful append; see `delayed_fetch`.
+    appended: watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    /// A manager over `log_manager`.
+    pub fn new(
+        log_manager: Arc<LogManager>,
+        metadata: Arc<MetadataCache>,
+        config: Arc<BrokerConfig>,
+        clock: Arc<dyn Clock>,
+    ) -> ReplicaManager {
+        let (appended, _receiver) = watch::channel(0);
+        ReplicaManager {
+            log_manager,
+            metadata,
+            config,
+            clock,
+            appended,
+        }
+    }
+
+    /// The log manager (for the controller, background tasks and metrics).
+    #[must_use]
+    pub fn log_manager(&self) -> &Arc<LogManager> {
+        &self.log_manager
+    }
+
+    /// The broker clock.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Subscribes to the append counter.
+    #[must_use]
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// The log of `topic`/`partition`, creating it from the topic's configs if the topic exists
+    /// but the log does not yet (first use after creation, or after a crash in between).
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC_OR_PARTITION, or a storage error creating the log. Blocking.
+    pub fn partition_log(
+        &self,
+        topic: &TopicMetadata,
+        partition: i32,
+    ) -> Result<Arc<Log>, ApiError> {
+        if partition < 0 || partition >= topic.partitions {
+            return Err(ResponseError::UnknownTopicOrPartition.into());
+        }
+        let tp = TopicPartition {
+            topic: topic.name.clone(),
+            partition,
+        };
+        if let Some(log) = self.log_manager.get(&tp) {
+            return Ok(log);
+        }
+        let log_config = topic_config::log_config(&topic.configs, &self.config);
+        self.log_manager
+            .get_or_create(&tp, log_config, self.clock.now_ms())
+            .map_err(|e| ApiError::from(&e))
+    }
+
+    /// Looks up a topic by name for a request path.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn topic(&self, name: &str) -> Result<Arc<TopicMetadata>, ApiError> {
+        self.metadata
+            .topic(name)
+            .ok_or_else(|| ResponseError::UnknownTopicOrPartition.into())
+    }
+
+    /// The append phase of a Produce request: validates and appends every partition in order.
+    /// With `acks == -1` the returned [`PendingProduce`] still has to fsync.
+    pub async fn append_records(
+        self: &Arc<Self>,
+        acks: i16,
+        entries: Vec<PartitionAppend>,
+    ) -> PendingProduce {
+        let manager = Arc::clone(self);
+        let sync = acks == -1 && self.config.acks_all_fsync();
+        let joined =
+            tokio::task::spawn_blocking(move || manager.append_blocking(entries, sync)).await;
+        let pending = joined.unwrap_or_else(|join_error| {
+            tracing::error!(%join_error, "append task failed");
+            PendingProduce {
+                results: vec![PartitionAppendResult::failed(
+                    ResponseError::UnknownServerError.into(),
+                )],
+                to_sync: Vec::new(),
+                clock: Arc::clone(&self.clock),
+            }
+        });
+        if pending.results.iter().any(|r| r.error.is_none()) {
+            self.appended
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
+        pending
+    }
+
+    fn append_blocking(&self, entries: Vec<PartitionAppend>, sync: bool) -> PendingProduce {
+        let mut results = Vec::with_capacity(entries.len());
+        let mut to_sync = Vec::new();
+        for entry in entries {
+            match self.append_one(&entry) {
+                Ok((result, log, end_offset)) => {
+                    if sync {
+                        to_sync.push((results.len(), log, end_offset));
+                    }
+                    results.push(result);
+                }
+                Err(error) => {
+                    tracing::debug!(topic = %entry.topic, partition = entry.partition, %error, "produce rejected");
+                    results.push(PartitionAppendResult::failed(error));
+                }
+            }
+        }
+        PendingProduce {
+            results,
+            to_sync,
+            clock: Arc::clone(&self.clock),
+        }
+    }
+
+    fn append_one(
+        &self,
+        entry: &PartitionAppend,
+    ) -> Result<(PartitionAppendResult, Arc<Log>, i64), ApiError> {
+        let topic = self.topic(&entry.topic)?;
+        let log = self.partition_log(&topic, entry.partition)?;
+        let Some(records) = entry.records.as_ref().filter(|r| !r.is_empty()) else {
+            return Err(ApiError::new(
+                ResponseError::CorruptMessage,
+                "produce without records",
+            ));
+        };
+        // Storage patches offsets and the leader epoch in place, so it needs its own copy of the
+        // bytes (the request frame is shared).
+        let mut owned = BytesMut::from(&records[..]);
+        let now_ms = self.clock.now_ms();
+        let outcome = log
+            .append(&mut owned, AppendOrigin::Client, now_ms, topic.leader_epoch)
+            .map_err(|e| {
+                let mut error = ApiError::from(&e);
+                if storage_error_code(&e) == ResponseError::UnknownServerError {
+                    error.message = Some(e.to_string());
+                }
+                error
+            })?;
+        let (result, end_offset) = match outcome {
+            AppendOutcome::Appended(info) => (
+                PartitionAppendResult {
+                    error: None,
+                    base_offset: info.first_offset,
+                    log_append_time_ms: info.log_append_time_ms,
+                    log_start_offset: info.log_start_offset,
+                    record_errors: Vec::new(),
+                },
+                info.last_offset + 1,
+            ),
+            AppendOutcome::Duplicate {
+                first_offset,
+                last_offset,
+                log_start_offset,
+            } => (
+                PartitionAppendResult {
+                    error: None,
+                    base_offset: first_offset,
+                    log_append_time_ms: -1,
+                    log_start_offset,
+                    record_errors: Vec::new(),
+                },
+                last_offset + 1,
+            ),
+        };
+        Ok((result, log, end_offset))
+    }
+}

@@ -1,0 +1,14 @@
+//! The one integration test binary (one link step). Each module says what belongs in it.
+
+mod support;
+mod wire;
+
+mod admin;
+mod clients_python;
+mod compaction;
+mod durability;
+mod embedding;
+mod produce_fetch;
+mod protocol_bytes;
+mod regression;
+mod temporal;
