@@ -293,6 +293,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How often idle producers are looked for.",
     ),
     def(
+        "kairos.due.snapshot.interval.ms",
+        Long,
+        Some("60000"),
+        1_000,
+        "How often each due index is written as a snapshot, bounding the log replayed after a crash.",
+    ),
+    def(
         "log.flush.scheduler.interval.ms",
         Long,
         Some("1000"),
@@ -571,6 +578,12 @@ impl BrokerConfig {
     #[must_use]
     pub fn producer_id_expiration_check_interval_ms(&self) -> u64 {
         u64::try_from(self.long("producer.id.expiration.check.interval.ms")).unwrap_or(600_000)
+    }
+
+    /// `kairos.due.snapshot.interval.ms`.
+    #[must_use]
+    pub fn due_snapshot_interval_ms(&self) -> i64 {
+        self.long("kairos.due.snapshot.interval.ms")
     }
 
     /// `kairos.metrics.listener`.

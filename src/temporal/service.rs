@@ -10,8 +10,9 @@
 //!   moves, and then runs one step per partition on a blocking thread. A step fires at most
 //!   [`FIRES_PER_STEP`] entries per partition, so an overdue backlog drains in bounded slices
 //!   between which foreground appends get the log lock.
-//! - At shutdown each partition's index is written as a snapshot with the offset it covers, so
-//!   the next start replays only the tail. Snapshots are named after the topic id and a hash of
+//! - Every `kairos.due.snapshot.interval.ms` and at shutdown each partition's index is written
+//!   as a snapshot with the offset it covers, so the next start (after a crash too) replays only
+//!   the tail. Snapshots are named after the topic id and a hash of
 //!   the selectors and format, so one that no longer matches is never loaded.
 
 use std::collections::HashMap;
@@ -259,19 +260,38 @@ impl DueService {
         pass
     }
 
-    /// Writes every partition's snapshot (tmp + fsync + rename).
+    /// Writes every partition's snapshot (tmp + fsync + rename). Each partition is encoded
+    /// under the lock and written after releasing it, one partition at a time, so the pulse
+    /// waits at most for one partition's encoding (memory speed), never for the disk.
     pub fn checkpoint(&self) {
-        let partitions = self.partitions.lock();
-        if partitions.is_empty() {
+        let names: Vec<TopicPartition> = self.partitions.lock().keys().cloned().collect();
+        if names.is_empty() {
             return;
         }
         if let Err(error) = std::fs::create_dir_all(&self.snapshot_dir) {
             tracing::warn!(%error, "cannot create the due index snapshot directory");
             return;
         }
-        for (tp, tracked) in partitions.iter() {
-            let path = self.snapshot_path(tp, tracked.topic_id, &tracked.index_key);
-            if let Err(error) = write_snapshot(&path, tracked) {
+        for tp in names {
+            let encoded = {
+                let partitions = self.partitions.lock();
+                partitions.get(&tp).map(|tracked| {
+                    let mut bytes = Vec::new();
+                    let _ = snapshot::write(
+                        tracked.indexer.index(),
+                        tracked.indexer.cursor(),
+                        &mut bytes,
+                    );
+                    (
+                        self.snapshot_path(&tp, tracked.topic_id, &tracked.index_key),
+                        bytes,
+                    )
+                })
+            };
+            let Some((path, bytes)) = encoded else {
+                continue;
+            };
+            if let Err(error) = write_file_atomically(&path, &bytes) {
                 tracing::warn!(?path, %error, "due index snapshot not written");
             }
         }
@@ -335,13 +355,12 @@ fn index_key(configs: &topic_config::TopicOverrides) -> String {
     format!("{}\n{}", get("temporal.fields"), get("temporal.format"))
 }
 
-fn write_snapshot(path: &Path, tracked: &Tracked) -> std::io::Result<()> {
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("snapshot.tmp");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    let _ = snapshot::write(tracked.indexer.index(), tracked.indexer.cursor(), &mut file)?;
-    file.flush()?;
-    file.get_ref().sync_data()?;
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
@@ -357,7 +376,17 @@ pub async fn run(
 ) {
     let mut appends = state.replica_manager.subscribe_appends();
     let mut clock_changes = state.clock.changes();
+    let snapshot_every = Duration::from_millis(
+        u64::try_from(state.config.due_snapshot_interval_ms()).unwrap_or(60_000),
+    );
+    // Real time, not the injected clock: snapshots bound recovery work, not due times.
+    let mut next_snapshot = tokio::time::Instant::now() + snapshot_every;
     loop {
+        if tokio::time::Instant::now() >= next_snapshot {
+            let service = Arc::clone(&service);
+            let _ = tokio::task::spawn_blocking(move || service.checkpoint()).await;
+            next_snapshot = tokio::time::Instant::now() + snapshot_every;
+        }
         let topics = state.metadata.topics();
         let logs = Arc::clone(state.replica_manager.log_manager());
         let now_ms = state.clock.now_ms();
@@ -383,6 +412,8 @@ pub async fn run(
             Some(due) => (due - now_ms).min(IDLE_WAKE_MS),
             None => IDLE_WAKE_MS,
         };
+        let until_snapshot = next_snapshot.saturating_duration_since(tokio::time::Instant::now());
+        let wait_ms = wait_ms.min(i64::try_from(until_snapshot.as_millis()).unwrap_or(i64::MAX));
         if wait_ms == 0 {
             tokio::task::yield_now().await;
             continue;

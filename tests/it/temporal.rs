@@ -282,3 +282,32 @@ async fn next_due_listing_and_due_metrics() {
     );
     broker.shutdown().await.unwrap();
 }
+
+/// The real binary writes due index snapshots periodically, so one exists after a kill -9; the
+/// restart loads it, and nothing fires twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn periodic_snapshots_survive_kill_9_and_nothing_fires_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["-o", "kairos.due.snapshot.interval.ms=1000"];
+    let mut broker = support::BinaryBroker::start(dir.path(), &extra);
+    let bootstrap = broker.bootstrap.clone();
+    support::create_topic(&bootstrap, "crashy", 1, &[("temporal.fields", "/at")]).await;
+    produce(&bootstrap, "crashy", "past", r#"{"at":"2020-01-01"}"#).await;
+    produce(&bootstrap, "crashy", "future", r#"{"at":"2999-01-01"}"#).await;
+    assert_eq!(
+        read_all(&bootstrap, "crashy", 3, Duration::from_secs(10))
+            .await
+            .len(),
+        3
+    );
+    let snapshots = dir.path().join("__due_index");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&snapshots).map_or(0, |d| d.count()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no periodic snapshot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.kill9();
+    let broker = support::BinaryBroker::start(dir.path(), &extra);
+    let records = read_all(&broker.bootstrap, "crashy", 4, Duration::from_secs(2)).await;
+    assert_eq!(records.len(), 3, "the fire is not repeated after the crash");
+}
