@@ -465,7 +465,10 @@ impl Log {
             debug_assert_eq!(old.size(), 0);
         }
         inner.dir_dirty = true;
-        Ok(())
+        // A producer-state snapshot at every roll, as Kafka takes: after a crash, recovery
+        // replays from here instead of from the log start, and idempotent producers keep their
+        // sequences even when retention has since deleted the segments that held them.
+        crate::snapshot::write(self.fs.as_ref(), &self.dir, base_offset, &inner.producers)
     }
 
     /// Fsyncs the directory if segments were created since its last fsync. Retention and

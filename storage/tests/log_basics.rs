@@ -421,3 +421,61 @@ fn idle_producers_expire_but_open_transactions_stay() {
         "producer 2's transaction is still open"
     );
 }
+
+/// Regression (found by the model tests' workaround): producer state lived only in the log and in
+/// a snapshot written at clean shutdown, so a crash after retention had deleted a producer's
+/// segments forgot its sequences, and a retried batch was appended twice. A snapshot at every
+/// roll keeps them.
+#[test]
+fn idempotence_survives_a_crash_after_retention_deleted_the_producers_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("idem-retention", 0);
+    let config = LogConfig {
+        segment_bytes: 1024,
+        retention_bytes: 2048,
+        ..LogConfig::default()
+    };
+    let producer_batch = |seq| {
+        RecordBatchBuilder::new()
+            .producer(77, 0, seq)
+            .record(Some(b"k"), Some(&[1u8; 200]), 0)
+            .build()
+    };
+    {
+        let manager = LogManager::open_std(dir.path(), 0).unwrap();
+        let log = manager.get_or_create(&tp, config.clone(), 0).unwrap();
+        for seq in 0..3 {
+            append(&log, producer_batch(seq), 0);
+        }
+        for i in 0..20 {
+            append(&log, batch(2, i), 0);
+        }
+        let _ = log.enforce_retention(0).unwrap();
+        assert!(
+            log.log_start_offset() > 3,
+            "the producer's batches are gone"
+        );
+        log.sync_to(log.log_end_offset(), 0).unwrap();
+        // Dropped without shutdown: a crash.
+    }
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager.get(&tp).unwrap();
+    log.update_config(config);
+    assert!(matches!(
+        log.append(&mut producer_batch(2), AppendOrigin::Client, 0, 0)
+            .unwrap(),
+        AppendOutcome::Duplicate {
+            first_offset: 2,
+            last_offset: 2,
+            ..
+        }
+    ));
+    assert!(matches!(
+        log.append(&mut producer_batch(4), AppendOrigin::Client, 0, 0),
+        Err(Error::OutOfOrderSequence {
+            expected: 3,
+            actual: 4,
+            ..
+        })
+    ));
+}
