@@ -2,7 +2,7 @@
 //! reference measured in the same run. One command:
 //!
 //! ```sh
-//! cargo bench --bench e2e_produce_fetch            # KAIROS_BENCH_RECORDS=200000 to change size
+//! cargo bench --bench e2e_produce_fetch   # KAIROS_BENCH_RECORDS=200000: size; KAIROS_BENCH_RATE=50000: pin the latency run's rate
 //! ```
 //!
 //! Reports:
@@ -254,7 +254,10 @@ async fn main() {
     let acks_all = produce_burst(&bootstrap, "bench-acksall", "all", "5", count).await;
     // Latency is measured without client-side lingering, so "max load" is measured the same way.
     let unlingered = produce_burst(&bootstrap, "bench-max", "1", "0", count).await;
-    let max_rate = count as f64 / unlingered.as_secs_f64();
+    let max_rate = std::env::var("KAIROS_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(count as f64 / unlingered.as_secs_f64(), |rate| rate * 2.0);
     let paced = (count / 5).max(1_000);
     let latencies = produce_paced(&bootstrap, "bench-latency", max_rate / 2.0, paced).await;
     let (consume_time, consumed) = {
