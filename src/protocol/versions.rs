@@ -6,7 +6,7 @@
 //! what the codec can encode. Python clients guess the broker release from these numbers, so the
 //! set stays coherent with one Kafka release (4.0) where it can.
 //!
-//! Every key listed here has a handler in `protocol::dispatch`; a unit test checks that every
+//! Every key listed here has a handler in `crate::handlers`; a unit test checks that every
 //! listed version decodes with the crate.
 
 use kafka_protocol::messages::ApiKey;
