@@ -98,7 +98,12 @@ impl ReplicaManager {
             appended.mark_unchanged();
             let (data, bytes, has_error) = self.read_once(params, &partitions).await;
             let enough = bytes >= usize::try_from(params.min_bytes).unwrap_or(0);
-            if enough || has_error || max_wait.is_zero() || deadline.is_elapsed() {
+            if enough
+                || has_error
+                || max_wait.is_zero()
+                || deadline.is_elapsed()
+                || self.is_shutting_down()
+            {
                 return data;
             }
             tokio::select! {

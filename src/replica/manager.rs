@@ -143,6 +143,9 @@ pub struct ReplicaManager {
     clock: Arc<dyn Clock>,
     // Bumped after every successful append; see `delayed_fetch`.
     appended: watch::Sender<u64>,
+    // Set at shutdown: parked fetches answer with what they have instead of waiting out
+    // `max_wait_ms`, so a graceful shutdown is not held up by long-polls.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl ReplicaManager {
@@ -160,7 +163,22 @@ impl ReplicaManager {
             config,
             clock,
             appended,
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Completes every parked fetch now and every later one at once.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Whether [`ReplicaManager::begin_shutdown`] was called.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The log manager (for the controller, background tasks and metrics).
