@@ -4,6 +4,7 @@ mod support;
 mod wire;
 
 mod admin;
+mod cli;
 mod clients_python;
 mod durability;
 mod embedding;
