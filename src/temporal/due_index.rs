@@ -65,6 +65,31 @@ impl EntityId {
     pub fn field(self) -> u8 {
         self.field
     }
+
+    /// `(hash, check, field)`, for snapshots.
+    #[must_use]
+    pub fn parts(self) -> (u64, u16, u8) {
+        (self.hash, self.check, self.field)
+    }
+
+    /// The inverse of [`EntityId::parts`].
+    #[must_use]
+    pub fn from_parts(hash: u64, check: u16, field: u8) -> Self {
+        Self { hash, check, field }
+    }
+}
+
+/// One entity as a snapshot stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// The entity.
+    pub id: EntityId,
+    /// Pending due time, or -1.
+    pub due_ms: i64,
+    /// Latest indexed version.
+    pub offset: i64,
+    /// Last fired due time, or -1.
+    pub fired_ms: i64,
 }
 
 /// One entity, packed into 32 bytes: offsets and due times fit 48 bits (offsets to 2.8e14,
@@ -234,6 +259,71 @@ impl DueIndex {
         Self::default()
     }
 
+    /// An empty index with room for `entities` without rehashing.
+    #[must_use]
+    pub fn with_capacity(entities: usize) -> Self {
+        let mut index = Self::default();
+        index.table.reserve(entities, |_| 0);
+        index
+    }
+
+    /// The live entities, for a snapshot, each once: pending ones in due-bucket order (so a
+    /// restore appends to one bucket at a time), then the ones only remembered as fired.
+    #[must_use]
+    pub fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+        let mut seen = vec![false; self.slots_used as usize];
+        let mut out = Vec::with_capacity(self.table.len());
+        let mut take = |idx: u32, out: &mut Vec<SnapshotEntry>| {
+            let slot = self.slot(idx);
+            if std::mem::replace(&mut seen[idx as usize], true) || slot.id().field == DEAD_FIELD {
+                return;
+            }
+            out.push(SnapshotEntry {
+                id: slot.id(),
+                due_ms: slot.due_ms,
+                offset: slot.offset(),
+                fired_ms: slot.fired_ms(),
+            });
+        };
+        let mut near: Vec<(i64, u32)> = self.near.run.iter().copied().collect();
+        near.extend(self.near.heap.iter().map(|Reverse(e)| *e));
+        near.sort_unstable();
+        for (due, idx) in near {
+            if self.slot(idx).due_ms == due {
+                take(idx, &mut out);
+            }
+        }
+        for (&bucket, ids) in &self.far {
+            for &idx in ids {
+                let due = self.slot(idx).due_ms;
+                if due != NO_DUE && bucket_of(due) == bucket {
+                    take(idx, &mut out);
+                }
+            }
+        }
+        for idx in 0..self.slots_used {
+            take(idx, &mut out);
+        }
+        out
+    }
+
+    /// Adds an entity from a snapshot (which holds each entity once).
+    pub fn restore(&mut self, entry: SnapshotEntry) {
+        let idx = self.allocate(Slot::new(
+            entry.id,
+            entry.due_ms,
+            entry.offset,
+            entry.fired_ms,
+        ));
+        let chunks = &self.chunks;
+        let _ = self.table.insert_unique(entry.id.hash, idx, |&i| {
+            chunks[i as usize / SLOTS_PER_CHUNK][i as usize % SLOTS_PER_CHUNK].hash
+        });
+        if entry.due_ms != NO_DUE {
+            self.enqueue(idx, entry.due_ms);
+        }
+    }
+
     fn slot(&self, idx: u32) -> &Slot {
         let idx = idx as usize;
         &self.chunks[idx / SLOTS_PER_CHUNK][idx % SLOTS_PER_CHUNK]
@@ -279,7 +369,12 @@ impl DueIndex {
         if due_ms < self.near_until_ms {
             self.near.push((due_ms, idx));
         } else {
-            self.far.entry(bucket_of(due_ms)).or_default().push(idx);
+            let bucket = bucket_of(due_ms);
+            // Restores and bursts of similar due times hit the newest bucket: skip the search.
+            match self.far.last_entry() {
+                Some(mut last) if *last.key() == bucket => last.get_mut().push(idx),
+                _ => self.far.entry(bucket).or_default().push(idx),
+            }
         }
         self.pending += 1;
     }

@@ -18,6 +18,7 @@ pub mod indexer;
 pub mod patch;
 pub mod pulse;
 pub mod selector;
+pub mod snapshot;
 pub mod time_format;
 
 #[cfg(test)]
