@@ -10,4 +10,5 @@ mod durability;
 mod embedding;
 mod produce_fetch;
 mod protocol_bytes;
+mod protocol_props;
 mod regression;
