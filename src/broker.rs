@@ -51,6 +51,8 @@ pub struct BrokerState {
     pub producer_ids: Arc<ProducerIdManager>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// The due index of temporal topics.
+    pub due: Arc<crate::temporal::service::DueService>,
     /// Host clients are told to connect to.
     pub advertised_host: String,
     /// Port clients are told to connect to.
@@ -238,6 +240,15 @@ impl BrokerBuilder {
                 shutdown.clone(),
             )));
         }
+        tasks.push(tokio::spawn(crate::temporal::service::run(
+            Arc::clone(&state),
+            Arc::clone(&state.due),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::replica::cleaner::run(
+            Arc::clone(&state),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(background_tasks(Arc::clone(&state), shutdown)));
         tracing::info!(%local_addr, data_dir = %data_dir.display(), cluster_id = state.metadata.cluster_id(), "kairos started");
         Ok(BrokerHandle {
@@ -294,6 +305,9 @@ async fn open_state(
         .await
         .map_err(|e| StartError::Task(e.to_string()))?;
     let (advertised_host, advertised_port) = advertised(&config, local_addr);
+    let due = Arc::new(crate::temporal::service::DueService::new(
+        replica_manager.log_manager().dir(),
+    ));
     Ok(Arc::new(BrokerState {
         producer_ids: Arc::new(ProducerIdManager::new(Arc::clone(&metadata))),
         config,
@@ -302,6 +316,7 @@ async fn open_state(
         replica_manager,
         controller,
         metrics: Arc::new(Metrics::new()),
+        due,
         advertised_host,
         advertised_port,
     }))
@@ -324,7 +339,7 @@ fn advertised(config: &BrokerConfig, local_addr: SocketAddr) -> (String, i32) {
     (host, i32::from(local_addr.port()))
 }
 
-/// Periodic storage work: flush.ms deadlines, retention, checkpoints.
+/// Periodic storage work: flush.ms deadlines, retention, checkpoints, idle producer expiry.
 async fn background_tasks(state: Arc<BrokerState>, mut shutdown: Shutdown) {
     let mut flush = tokio::time::interval(Duration::from_millis(
         state.config.log_flush_scheduler_interval_ms(),
@@ -332,6 +347,10 @@ async fn background_tasks(state: Arc<BrokerState>, mut shutdown: Shutdown) {
     let mut retention = tokio::time::interval(Duration::from_millis(
         state.config.log_retention_check_interval_ms(),
     ));
+    let mut producer_expiration = tokio::time::interval(Duration::from_millis(
+        state.config.producer_id_expiration_check_interval_ms(),
+    ));
+    let expiration_ms = state.config.producer_id_expiration_ms();
     loop {
         let work: fn(&LogManager, i64) = tokio::select! {
             _ = flush.tick() => |logs, now_ms| logs.flush_due(now_ms),
@@ -341,6 +360,15 @@ async fn background_tasks(state: Arc<BrokerState>, mut shutdown: Shutdown) {
                     tracing::warn!(%error, "checkpoint failed");
                 }
             },
+            _ = producer_expiration.tick() => {
+                let logs = Arc::clone(state.replica_manager.log_manager());
+                let now_ms = state.clock.now_ms();
+                let _ = tokio::task::spawn_blocking(move || {
+                    logs.remove_expired_producers(now_ms, expiration_ms)
+                })
+                .await;
+                continue;
+            }
             () = shutdown.recv() => return,
         };
         let logs = Arc::clone(state.replica_manager.log_manager());

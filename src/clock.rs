@@ -14,6 +14,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + Debug {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// A receiver that changes whenever the clock is set or advanced by hand. Clocks that move
+    /// by themselves return `None`: waiting for a time is then a plain timer.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        None
+    }
 }
 
 /// The operating system's wall clock.
@@ -31,11 +37,19 @@ impl Clock for SystemClock {
 }
 
 /// A clock that only moves when told to. Cloning shares the same time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ManualClock {
     // An atomic rather than a mutex: readers are on every request path and never need to see
     // more than one value consistently.
     now_ms: Arc<AtomicI64>,
+    /// Wakes tasks waiting for a time (the due index's pulse) when a test moves the clock.
+    changed: Arc<tokio::sync::watch::Sender<i64>>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new(0)
+    }
 }
 
 impl ManualClock {
@@ -44,23 +58,30 @@ impl ManualClock {
     pub fn new(now_ms: i64) -> ManualClock {
         ManualClock {
             now_ms: Arc::new(AtomicI64::new(now_ms)),
+            changed: Arc::new(tokio::sync::watch::Sender::new(now_ms)),
         }
     }
 
     /// Sets the time. Moving backwards is allowed: tests use it to model a wall-clock step.
     pub fn set_ms(&self, now_ms: i64) {
         self.now_ms.store(now_ms, Ordering::SeqCst);
+        self.changed.send_replace(now_ms);
     }
 
     /// Moves the time forward by `delta_ms`.
     pub fn advance_ms(&self, delta_ms: i64) {
-        let _previous = self.now_ms.fetch_add(delta_ms, Ordering::SeqCst);
+        let previous = self.now_ms.fetch_add(delta_ms, Ordering::SeqCst);
+        self.changed.send_replace(previous + delta_ms);
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.now_ms.load(Ordering::SeqCst)
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<i64>> {
+        Some(self.changed.subscribe())
     }
 }
 

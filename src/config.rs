@@ -22,6 +22,8 @@ pub enum ConfigType {
     Long,
     /// Comma-separated list.
     List,
+    /// A ratio in `[0, 1]` (Kafka's only double configs are ratios).
+    Double,
 }
 
 impl ConfigType {
@@ -33,6 +35,7 @@ impl ConfigType {
             ConfigType::String => 2,
             ConfigType::Int => 3,
             ConfigType::Long => 5,
+            ConfigType::Double => 6,
             ConfigType::List => 7,
         }
     }
@@ -95,6 +98,13 @@ impl ConfigDef {
                 }
                 Ok(value.to_owned())
             }
+            ConfigType::Double => match value.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(value.to_owned()),
+                _ => Err(format!(
+                    "{} must be a number between 0 and 1, got {value:?}",
+                    self.name
+                )),
+            },
             ConfigType::List => {
                 let items: Vec<&str> = value
                     .split(',')
@@ -224,6 +234,63 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Some("300000"),
         1,
         "How often retention runs.",
+    ),
+    def(
+        "log.cleaner.enable",
+        Boolean,
+        Some("true"),
+        0,
+        "Run the log cleaner for topics with cleanup.policy=compact.",
+    ),
+    def(
+        "log.cleaner.backoff.ms",
+        Long,
+        Some("15000"),
+        1,
+        "How long the cleaner sleeps when no log is dirty enough.",
+    ),
+    def(
+        "log.cleaner.dedupe.buffer.size",
+        Long,
+        Some("134217728"),
+        24_576,
+        "Memory of the cleaner's key to offset map; a pass stops where the map fills.",
+    ),
+    def(
+        "log.cleaner.delete.retention.ms",
+        Long,
+        Some("86400000"),
+        0,
+        "Default delete.retention.ms: how long tombstones and markers survive compaction.",
+    ),
+    def(
+        "log.cleaner.max.compaction.lag.ms",
+        Long,
+        Some("9223372036854775807"),
+        1,
+        "Default max.compaction.lag.ms.",
+    ),
+    ConfigDef {
+        name: "log.cleaner.min.cleanable.ratio",
+        kind: ConfigType::Double,
+        default: Some("0.5"),
+        min: 0,
+        one_of: &[],
+        doc: "Default min.cleanable.dirty.ratio.",
+    },
+    def(
+        "producer.id.expiration.ms",
+        Int,
+        Some("86400000"),
+        1,
+        "Idle producers are forgotten after this long (idempotence state is bounded).",
+    ),
+    def(
+        "producer.id.expiration.check.interval.ms",
+        Int,
+        Some("600000"),
+        1,
+        "How often idle producers are looked for.",
     ),
     def(
         "log.flush.scheduler.interval.ms",
@@ -474,6 +541,36 @@ impl BrokerConfig {
     #[must_use]
     pub fn log_flush_scheduler_interval_ms(&self) -> u64 {
         u64::try_from(self.long("log.flush.scheduler.interval.ms")).unwrap_or(1_000)
+    }
+
+    /// `log.cleaner.enable`.
+    #[must_use]
+    pub fn log_cleaner_enable(&self) -> bool {
+        self.string("log.cleaner.enable").as_deref() != Some("false")
+    }
+
+    /// `log.cleaner.backoff.ms`.
+    #[must_use]
+    pub fn log_cleaner_backoff_ms(&self) -> u64 {
+        u64::try_from(self.long("log.cleaner.backoff.ms")).unwrap_or(15_000)
+    }
+
+    /// `log.cleaner.dedupe.buffer.size`.
+    #[must_use]
+    pub fn log_cleaner_dedupe_buffer_size(&self) -> usize {
+        usize::try_from(self.long("log.cleaner.dedupe.buffer.size")).unwrap_or(128 << 20)
+    }
+
+    /// `producer.id.expiration.ms`.
+    #[must_use]
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.long("producer.id.expiration.ms")
+    }
+
+    /// `producer.id.expiration.check.interval.ms`.
+    #[must_use]
+    pub fn producer_id_expiration_check_interval_ms(&self) -> u64 {
+        u64::try_from(self.long("producer.id.expiration.check.interval.ms")).unwrap_or(600_000)
     }
 
     /// `kairos.metrics.listener`.

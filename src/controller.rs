@@ -124,6 +124,7 @@ impl Controller {
                 let _ = topic_config::topic_config_def(name).ok_or_else(|| unknown_config(name))?;
             }
         }
+        topic_config::validate_topic(&new_topic.name, &configs)?;
         let _guard = self.lock.lock();
         if self.metadata.topic(&new_topic.name).is_some() {
             return Err(ApiError::new(
@@ -346,6 +347,7 @@ impl Controller {
             .topic(name)
             .ok_or(ApiError::from(ResponseError::UnknownTopicOrPartition))?;
         let configs = change(&topic.configs)?;
+        topic_config::validate_topic(name, &configs)?;
         if validate_only || configs == topic.configs {
             return Ok(());
         }

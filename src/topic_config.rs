@@ -12,6 +12,7 @@ use kairos_storage::LogConfig;
 
 use crate::config::{BrokerConfig, ConfigDef, ConfigType};
 use crate::error::ApiError;
+use crate::temporal::config::TemporalConfig;
 
 /// A topic config: its definition and the broker config that supplies its default.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +41,27 @@ const fn topic(
             doc,
         },
         broker_synonym: Some(broker_synonym),
+    }
+}
+
+/// A Kairos topic config with no broker synonym.
+const fn temporal(
+    name: &'static str,
+    kind: ConfigType,
+    default: Option<&'static str>,
+    one_of: &'static [&'static str],
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        def: ConfigDef {
+            name,
+            kind,
+            default,
+            min: 0,
+            one_of,
+            doc,
+        },
+        broker_synonym: None,
     }
 }
 
@@ -136,12 +158,64 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Records younger than this are not compacted.",
     ),
     topic(
+        "max.compaction.lag.ms",
+        Long,
+        "log.cleaner.max.compaction.lag.ms",
+        1,
+        &[],
+        "Records older than this are compacted even below min.cleanable.dirty.ratio.",
+    ),
+    topic(
+        "delete.retention.ms",
+        Long,
+        "log.cleaner.delete.retention.ms",
+        0,
+        &[],
+        "How long tombstones and transaction markers survive compaction.",
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        ConfigType::Double,
+        "log.cleaner.min.cleanable.ratio",
+        0,
+        &[],
+        "Compact when this share of the log is dirty.",
+    ),
+    topic(
         "message.timestamp.type",
         ConfigType::String,
         "log.message.timestamp.type",
         0,
         &["CreateTime", "LogAppendTime"],
         "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's.",
+    ),
+    temporal(
+        "temporal.fields",
+        List,
+        Some(""),
+        &[],
+        "Due-index selectors: JSON Pointers into the value (/expiration_date) or header:<name>.",
+    ),
+    temporal(
+        "temporal.format",
+        ConfigType::String,
+        Some("auto"),
+        &["auto", "rfc3339", "epoch_ms", "epoch_s"],
+        "How due times are written: auto, rfc3339, epoch_ms or epoch_s.",
+    ),
+    temporal(
+        "temporal.patch",
+        ConfigType::String,
+        None,
+        &[],
+        "JSON object: selector to an RFC 7396 merge patch applied to that field's fires.",
+    ),
+    temporal(
+        "temporal.target.topic",
+        ConfigType::String,
+        None,
+        &[],
+        "Where fires go; only the topic itself is implemented (the default).",
     ),
     TopicConfigDef {
         // Only `producer` is implemented: the stored bytes are the producer's. Any other value
@@ -183,6 +257,41 @@ pub fn validate_override(name: &str, value: &str) -> Result<(String, String), Ap
         .validate(value)
         .map_err(|message| ApiError::new(ResponseError::InvalidConfig, message))?;
     Ok((def.def.name.to_owned(), value))
+}
+
+/// The due-index configuration of a topic, if `temporal.fields` is set. Configs were validated
+/// by [`validate_topic`], so a parse failure here means "not indexed".
+#[must_use]
+pub fn temporal_config(configs: &TopicOverrides) -> Option<TemporalConfig> {
+    parse_temporal(configs).ok().flatten()
+}
+
+fn parse_temporal(configs: &TopicOverrides) -> Result<Option<TemporalConfig>, String> {
+    let get = |name: &str| configs.get(name).map(String::as_str);
+    TemporalConfig::parse(
+        get("temporal.fields"),
+        get("temporal.format"),
+        get("temporal.patch"),
+        get("temporal.target.topic"),
+    )
+}
+
+/// Checks what single configs cannot: the `temporal.*` configs together.
+///
+/// # Errors
+/// INVALID_CONFIG naming the problem.
+pub fn validate_topic(topic: &str, configs: &TopicOverrides) -> Result<(), ApiError> {
+    let invalid = |message: String| ApiError::new(ResponseError::InvalidConfig, message);
+    let temporal = parse_temporal(configs).map_err(invalid)?;
+    if let Some(target) = temporal.and_then(|t| t.target_topic)
+        && target != topic
+    {
+        return Err(invalid(format!(
+            "temporal.target.topic {target:?}: firing into another topic is not implemented yet; \
+             leave it unset to fire into {topic:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Where a described value comes from, with DescribeConfigs' `config_source` numbering.
@@ -298,6 +407,13 @@ fn apply(config: &mut LogConfig, name: &str, value: &str) {
         "flush.messages" => set(&mut config.flush_messages, long()),
         "flush.ms" => set(&mut config.flush_ms, long()),
         "min.compaction.lag.ms" => set(&mut config.min_compaction_lag_ms, long()),
+        "max.compaction.lag.ms" => set(&mut config.max_compaction_lag_ms, long()),
+        "delete.retention.ms" => set(&mut config.delete_retention_ms, long()),
+        "min.cleanable.dirty.ratio" => {
+            if let Ok(ratio) = value.parse() {
+                config.min_cleanable_dirty_ratio = ratio;
+            }
+        }
         "message.timestamp.type" => {
             config.message_timestamp_type = if value == "LogAppendTime" {
                 kairos_storage::TimestampType::LogAppendTime

@@ -8,7 +8,8 @@
 //! ([`patch`]), to the same partition (or the same partition number of
 //! `temporal.target.topic`).
 //!
-//! The modules here are pure: no I/O, no clock reads. Time comes in as `now_ms`.
+//! The modules here are pure (no clock reads; time comes in as `now_ms`), except [`service`],
+//! which owns the indexers, the pulse task and the snapshot files.
 
 pub mod config;
 pub mod due_index;
@@ -18,6 +19,7 @@ pub mod indexer;
 pub mod patch;
 pub mod pulse;
 pub mod selector;
+pub mod service;
 pub mod snapshot;
 pub mod time_format;
 

@@ -1,0 +1,380 @@
+//! `DueService`: the due index of every partition of every temporal topic, and the pulse task
+//! that fires them (DESIGN §5).
+//!
+//! - The set of indexed partitions follows the topic registry: a topic gains an indexer when
+//!   `temporal.fields` is set, is re-indexed from its log start when the selectors or the format
+//!   change (fire records in the log keep what already fired from firing again), and loses it
+//!   when the config is cleared or the topic deleted.
+//! - One task runs the pulse. It sleeps until the earliest due time, or until something is
+//!   appended (new versions to index, or a transaction resolving), or until a manual clock
+//!   moves, and then runs one step per partition on a blocking thread. A step fires at most
+//!   [`FIRES_PER_STEP`] entries per partition, so an overdue backlog drains in bounded slices
+//!   between which foreground appends get the log lock.
+//! - At shutdown each partition's index is written as a snapshot with the offset it covers, so
+//!   the next start replays only the tail. Snapshots are named after the topic id and a hash of
+//!   the selectors and format, so one that no longer matches is never loaded.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kairos_storage::{Log, LogManager, TopicPartition};
+use parking_lot::Mutex;
+
+use super::config::TemporalConfig;
+use super::due_index::DueIndex;
+use super::indexer::PartitionIndexer;
+use super::pulse::fire_due;
+use super::snapshot;
+use crate::metadata::TopicMetadata;
+use crate::topic_config;
+
+/// Most fires appended per partition per step: the slice a backlog drains in.
+pub const FIRES_PER_STEP: usize = 10_000;
+/// Longest the pulse sleeps without a reason, so config changes are picked up.
+const IDLE_WAKE_MS: i64 = 1_000;
+/// Wait after a step that could not fire what was due (open transaction, storage error).
+const RETRY_MS: i64 = 50;
+/// Directory under the data dir holding due index snapshots.
+pub const SNAPSHOT_DIR: &str = "__due_index";
+
+struct Tracked {
+    topic_id: uuid::Uuid,
+    /// Selectors and format as configured: a change re-indexes the partition.
+    index_key: String,
+    config: Arc<TemporalConfig>,
+    log: Arc<Log>,
+    indexer: PartitionIndexer,
+}
+
+impl std::fmt::Debug for Tracked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracked")
+            .field("index_key", &self.index_key)
+            .field("cursor", &self.indexer.cursor())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters across partitions, for metrics and listings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DueTotals {
+    /// Entities in the indexes (pending or remembered as fired).
+    pub entities: u64,
+    /// Entries waiting for their due time.
+    pub pending: u64,
+    /// Fires appended since start.
+    pub fired: u64,
+    /// Malformed temporal fields seen since start.
+    pub malformed: u64,
+    /// Null keys seen since start.
+    pub null_keys: u64,
+}
+
+/// One entity in a listing of what is due next.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DueListing {
+    /// Partition.
+    pub partition: i32,
+    /// The entity key (lossy UTF-8).
+    pub key: String,
+    /// The selector.
+    pub field: String,
+    /// When it falls due, epoch ms.
+    pub due_at: i64,
+    /// Offset of the version it will reflect.
+    pub offset: i64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct DueService {
+    snapshot_dir: PathBuf,
+    partitions: Mutex<HashMap<TopicPartition, Tracked>>,
+    fired: std::sync::atomic::AtomicU64,
+}
+
+/// What one pulse pass over every partition found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pass {
+    fired: usize,
+    next_due: Option<i64>,
+    failed: bool,
+}
+
+impl DueService {
+    /// A service keeping its snapshots under `data_dir`.
+    #[must_use]
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            snapshot_dir: data_dir.join(SNAPSHOT_DIR),
+            partitions: Mutex::new(HashMap::new()),
+            fired: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Brings the tracked partitions in line with the registry.
+    pub fn sync(&self, topics: &[Arc<TopicMetadata>], logs: &LogManager) {
+        let mut want: HashMap<TopicPartition, (uuid::Uuid, String, Arc<TemporalConfig>)> =
+            HashMap::new();
+        for topic in topics {
+            let Some(config) = topic_config::temporal_config(&topic.configs) else {
+                continue;
+            };
+            let key = index_key(&topic.configs);
+            let config = Arc::new(config);
+            for partition in 0..topic.partitions {
+                let _ = want.insert(
+                    TopicPartition::new(topic.name.clone(), partition),
+                    (topic.topic_id, key.clone(), Arc::clone(&config)),
+                );
+            }
+        }
+        let mut partitions = self.partitions.lock();
+        partitions.retain(|tp, tracked| {
+            let keep = want
+                .get(tp)
+                .is_some_and(|(id, key, _)| *id == tracked.topic_id && *key == tracked.index_key);
+            if !keep {
+                let _ = std::fs::remove_file(self.snapshot_path(
+                    tp,
+                    tracked.topic_id,
+                    &tracked.index_key,
+                ));
+            }
+            keep
+        });
+        for (tp, (topic_id, key, config)) in want {
+            if let Some(tracked) = partitions.get_mut(&tp) {
+                // A patch change takes effect at once; selectors and format re-index (above).
+                tracked.config = config;
+                continue;
+            }
+            let Some(log) = logs.get(&tp) else { continue };
+            let indexer = self.load_indexer(&tp, topic_id, &key, &log);
+            let _ = partitions.insert(
+                tp,
+                Tracked {
+                    topic_id,
+                    index_key: key,
+                    config,
+                    log,
+                    indexer,
+                },
+            );
+        }
+    }
+
+    fn snapshot_path(&self, tp: &TopicPartition, topic_id: uuid::Uuid, key: &str) -> PathBuf {
+        let key_hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+        self.snapshot_dir.join(format!(
+            "{}-{topic_id}-{key_hash:016x}.snapshot",
+            tp.dir_name()
+        ))
+    }
+
+    fn load_indexer(
+        &self,
+        tp: &TopicPartition,
+        topic_id: uuid::Uuid,
+        key: &str,
+        log: &Log,
+    ) -> PartitionIndexer {
+        let path = self.snapshot_path(tp, topic_id, key);
+        let loaded = std::fs::File::open(&path)
+            .ok()
+            .and_then(|mut file| match snapshot::read(&mut file) {
+                Ok(loaded) => Some(loaded),
+                Err(error) => {
+                    tracing::warn!(?path, %error, "ignoring due index snapshot; rebuilding from the log");
+                    None
+                }
+            })
+            // A snapshot past the log end describes data a crash took: rebuild instead.
+            .filter(|(_, cursor)| *cursor <= log.log_end_offset());
+        match loaded {
+            Some((index, cursor)) => PartitionIndexer::new(cursor, index),
+            None => PartitionIndexer::new(log.log_start_offset(), DueIndex::new()),
+        }
+    }
+
+    /// One pulse pass: every partition catches up and fires what is due at `now_ms`.
+    fn pass(&self, now_ms: i64) -> Pass {
+        let mut pass = Pass::default();
+        let mut partitions = self.partitions.lock();
+        for (tp, tracked) in partitions.iter_mut() {
+            match fire_due(
+                &tracked.log,
+                &mut tracked.indexer,
+                &tracked.config,
+                now_ms,
+                FIRES_PER_STEP,
+            ) {
+                Ok(report) => pass.fired += report.fired,
+                Err(error) => {
+                    tracing::warn!(%tp, %error, "due fires could not be appended; retrying");
+                    pass.failed = true;
+                }
+            }
+            let next = tracked.indexer.index_mut().next_due();
+            pass.next_due = match (pass.next_due, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let _ = self
+            .fired
+            .fetch_add(pass.fired as u64, std::sync::atomic::Ordering::Relaxed);
+        pass
+    }
+
+    /// Writes every partition's snapshot (tmp + fsync + rename).
+    pub fn checkpoint(&self) {
+        let partitions = self.partitions.lock();
+        if partitions.is_empty() {
+            return;
+        }
+        if let Err(error) = std::fs::create_dir_all(&self.snapshot_dir) {
+            tracing::warn!(%error, "cannot create the due index snapshot directory");
+            return;
+        }
+        for (tp, tracked) in partitions.iter() {
+            let path = self.snapshot_path(tp, tracked.topic_id, &tracked.index_key);
+            if let Err(error) = write_snapshot(&path, tracked) {
+                tracing::warn!(?path, %error, "due index snapshot not written");
+            }
+        }
+    }
+
+    /// Totals across partitions.
+    #[must_use]
+    pub fn totals(&self) -> DueTotals {
+        let partitions = self.partitions.lock();
+        let mut totals = DueTotals {
+            fired: self.fired.load(std::sync::atomic::Ordering::Relaxed),
+            ..DueTotals::default()
+        };
+        for tracked in partitions.values() {
+            let index = tracked.indexer.index();
+            totals.entities += index.entities() as u64;
+            totals.pending += index.pending() as u64;
+            let stats = tracked.indexer.stats();
+            totals.malformed += stats.malformed;
+            totals.null_keys += stats.null_keys;
+        }
+        totals
+    }
+
+    /// The next `limit` due entities of `topic`, earliest first.
+    #[must_use]
+    pub fn next_due(&self, topic: &str, limit: usize) -> Vec<DueListing> {
+        let partitions = self.partitions.lock();
+        let mut out = Vec::new();
+        for (tp, tracked) in partitions.iter().filter(|(tp, _)| tp.topic == topic) {
+            for entry in tracked.indexer.index().peek_next(limit) {
+                let key = super::fire::read_record(&tracked.log, entry.offset)
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.key)
+                    .map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .unwrap_or_default();
+                let field = tracked
+                    .config
+                    .fields
+                    .get(usize::from(entry.id.field()))
+                    .map_or_else(String::new, |f| f.as_str().to_owned());
+                out.push(DueListing {
+                    partition: tp.partition,
+                    key,
+                    field,
+                    due_at: entry.due_ms,
+                    offset: entry.offset,
+                });
+            }
+        }
+        out.sort_by_key(|l| (l.due_at, l.partition, l.offset));
+        out.truncate(limit);
+        out
+    }
+}
+
+/// The configs whose change re-indexes a topic.
+fn index_key(configs: &topic_config::TopicOverrides) -> String {
+    let get = |name: &str| configs.get(name).map_or("", String::as_str);
+    format!("{}\n{}", get("temporal.fields"), get("temporal.format"))
+}
+
+fn write_snapshot(path: &Path, tracked: &Tracked) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("snapshot.tmp");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let _ = snapshot::write(tracked.indexer.index(), tracked.indexer.cursor(), &mut file)?;
+    file.flush()?;
+    file.get_ref().sync_data()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The pulse task; see the module docs. Returns at shutdown after writing snapshots.
+pub async fn run(
+    state: Arc<crate::broker::BrokerState>,
+    service: Arc<DueService>,
+    mut shutdown: crate::server::shutdown::Shutdown,
+) {
+    let mut appends = state.replica_manager.subscribe_appends();
+    let mut clock_changes = state.clock.changes();
+    loop {
+        let topics = state.metadata.topics();
+        let logs = Arc::clone(state.replica_manager.log_manager());
+        let now_ms = state.clock.now_ms();
+        let worker = Arc::clone(&service);
+        let pass = tokio::task::spawn_blocking(move || {
+            worker.sync(&topics, &logs);
+            worker.pass(now_ms)
+        })
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "due pulse failed");
+            Pass {
+                failed: true,
+                ..Pass::default()
+            }
+        });
+        let now_ms = state.clock.now_ms();
+        let wait_ms = match pass.next_due {
+            // More was due than one step fires: continue at once, after yielding.
+            Some(due) if due <= now_ms && pass.fired > 0 && !pass.failed => 0,
+            // Due but held back (an open transaction, a storage error): wait for a change.
+            Some(due) if due <= now_ms => RETRY_MS,
+            Some(due) => (due - now_ms).min(IDLE_WAKE_MS),
+            None => IDLE_WAKE_MS,
+        };
+        if wait_ms == 0 {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let sleep = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)));
+        let clock_moved = async {
+            match clock_changes.as_mut() {
+                Some(changes) => {
+                    let _ = changes.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            _ = appends.changed() => {}
+            () = clock_moved => {}
+            () = shutdown.recv() => {
+                let service = Arc::clone(&service);
+                let _ = tokio::task::spawn_blocking(move || service.checkpoint()).await;
+                return;
+            }
+        }
+    }
+}
