@@ -9,7 +9,7 @@
 //! - produce MB/s and records/s with 1 KiB records at acks=1 and acks=all (librdkafka producer);
 //! - produce latency p50/p99 at half of the measured acks=1 maximum without lingering (paced
 //!   sends, linger.ms=0);
-//! - consume MB/s (librdkafka consumer from offset 0);
+//! - consume MB/s (librdkafka consumer from offset 0, and raw Fetch requests without a client);
 //! - the reference: loopback TCP MB/s, and sequential file write MB/s ending in fdatasync;
 //! - the broker's idle RSS.
 
@@ -182,6 +182,78 @@ fn consume_all(bootstrap: &str, topic: &str, count: usize) -> (Duration, usize) 
     (started.elapsed(), bytes)
 }
 
+/// Fetch v12 over a raw socket from offset 0 to `end_offset`, 8 MiB per request: the broker's
+/// fetch path without a client library's per-record work. Returns elapsed time and bytes.
+fn raw_fetch(bootstrap: &str, topic: &str, end_offset: i64) -> (Duration, usize) {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    let mut stream = TcpStream::connect(bootstrap).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let started = Instant::now();
+    let (mut offset, mut bytes) = (0_i64, 0_usize);
+    while offset < end_offset && started.elapsed() < Duration::from_secs(60) {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(8 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(topic.to_owned().into()))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(8 << 20),
+                    ]),
+            ]);
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(1)
+            .with_request_api_version(12)
+            .with_correlation_id(1)
+            .encode(&mut body, 2)
+            .expect("header");
+        request.encode(&mut body, 12).expect("body");
+        let mut frame = BytesMut::new();
+        frame.put_i32(i32::try_from(body.len()).expect("small"));
+        frame.put_slice(&body);
+        stream.write_all(&frame).expect("send");
+        let mut size = [0_u8; 4];
+        stream.read_exact(&mut size).expect("size");
+        let mut response = vec![0_u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
+        stream.read_exact(&mut response).expect("response");
+        let mut response = bytes::Bytes::from(response);
+        let _ = ResponseHeader::decode(&mut response, 1).expect("response header");
+        let fetched = FetchResponse::decode(&mut response, 12).expect("fetch response");
+        let records = fetched.responses[0].partitions[0]
+            .records
+            .clone()
+            .unwrap_or_default();
+        if records.is_empty() {
+            break;
+        }
+        bytes += records.len();
+        // Walk the batches to the next offset: base offset + last offset delta + 1.
+        let mut cursor = records.clone();
+        while cursor.remaining() >= 61 {
+            let base = cursor.get_i64();
+            let length = usize::try_from(cursor.get_i32()).expect("length");
+            if cursor.remaining() < length {
+                break;
+            }
+            let batch = cursor.split_to(length);
+            let last_offset_delta = i32::from_be_bytes(batch[11..15].try_into().expect("4 bytes"));
+            offset = base + i64::from(last_offset_delta) + 1;
+        }
+    }
+    (started.elapsed(), bytes)
+}
+
 /// Loopback TCP: one writer, one reader, `total` bytes in 64 KiB writes.
 fn loopback_mb_s(total: usize) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -289,8 +361,19 @@ async fn main() {
         percentile(&latencies, 0.99)
     );
     println!(
-        "consume    from offset 0      {:>9.1} MB/s",
+        "consume    from offset 0      {:>9.1} MB/s (librdkafka consumer)",
         mb_s(consumed, consume_time)
+    );
+    let (raw_time, raw_bytes) = {
+        let bootstrap = bootstrap.clone();
+        let end = i64::try_from(count).expect("count fits");
+        tokio::task::spawn_blocking(move || raw_fetch(&bootstrap, "bench-acks1", end))
+            .await
+            .expect("raw fetch")
+    };
+    println!(
+        "consume    from offset 0      {:>9.1} MB/s (raw Fetch v12, 8 MiB per request)",
+        mb_s(raw_bytes, raw_time)
     );
     println!("idle RSS   {idle_rss} KiB");
 }
