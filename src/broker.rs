@@ -305,8 +305,10 @@ async fn open_state(
         .await
         .map_err(|e| StartError::Task(e.to_string()))?;
     let (advertised_host, advertised_port) = advertised(&config, local_addr);
+    let metrics = Arc::new(Metrics::new());
     let due = Arc::new(crate::temporal::service::DueService::new(
         replica_manager.log_manager().dir(),
+        metrics.due.clone(),
     ));
     Ok(Arc::new(BrokerState {
         producer_ids: Arc::new(ProducerIdManager::new(Arc::clone(&metadata))),
@@ -315,7 +317,7 @@ async fn open_state(
         metadata,
         replica_manager,
         controller,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         due,
         advertised_host,
         advertised_port,

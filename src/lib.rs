@@ -44,3 +44,8 @@ pub mod topic_config;
 pub use broker::{Broker, BrokerBuilder, BrokerHandle, StartError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::BrokerConfig;
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

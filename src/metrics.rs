@@ -30,6 +30,8 @@ pub struct Metrics {
     connections_accepted: Counter,
     log_end_offset: Family<Labels, Gauge>,
     log_size_bytes: Family<Labels, Gauge>,
+    /// The due index's metrics, shared with its service.
+    pub due: crate::temporal::metrics::DueMetrics,
 }
 
 impl Default for Metrics {
@@ -85,7 +87,9 @@ impl Metrics {
             "Log size per partition",
             log_size_bytes.clone(),
         );
+        let due = crate::temporal::metrics::DueMetrics::register(&mut registry);
         Metrics {
+            due,
             registry,
             requests,
             request_seconds,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use kairos_storage::batch::{self, BATCH_HEADER_BYTES, Batches, LOG_OVERHEAD, RecordBatchHeader};
 use kairos_storage::builder::RecordBatchBuilder;
 use kairos_storage::error::CorruptReason;
-use kairos_storage::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use kairos_storage::file_names::{
+    self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+};
 use kairos_storage::fs::StdFs;
 use kairos_storage::manager::CLEAN_SHUTDOWN_FILE;
 use kairos_storage::record::RecordBytes;
@@ -75,6 +77,7 @@ fn touch_header_fields(h: &RecordBatchHeader<'_>) {
     let _ = (h.base_timestamp(), h.max_timestamp(), h.producer_id());
     let _ = (h.producer_epoch(), h.base_sequence(), h.last_sequence());
     let _ = (h.records_count(), h.records_bytes());
+    let _ = kairos_storage::control::parse_marker(h);
 }
 
 fn check_records(header: &RecordBatchHeader<'_>) {
@@ -162,13 +165,16 @@ pub fn fuzz_config() -> LogConfig {
 /// ```text
 /// flags        u8    bit 0: write `.index`; bit 1: write `.timeindex`; bit 2: a clean-shutdown
 ///                    marker is present (indexes are then trusted after their sanity check);
-///                    bit 3: split the log into two segments at `split`
+///                    bit 3: split the log into two segments at `split`; bit 4: write
+///                    `.txnindex`
 /// index_len    u16 BE
 /// time_len     u16 BE
+/// txn_len      u16 BE
 /// split        u16 BE   byte position of the second segment inside `log`
 /// base_offset  u32 BE   base offset of the first segment (its file name)
 /// index        index_len bytes
 /// time_index   time_len bytes
+/// txn_index    txn_len bytes
 /// log          the rest
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -177,6 +183,8 @@ pub struct SegmentInput {
     pub index: Option<Vec<u8>>,
     /// Bytes of the first segment's `.timeindex`, if one is written.
     pub time_index: Option<Vec<u8>>,
+    /// Bytes of the first segment's `.txnindex`, if one is written.
+    pub txn_index: Option<Vec<u8>>,
     /// Whether the data directory carries a clean-shutdown marker.
     pub clean_shutdown: bool,
     /// Where the second segment starts inside `log`, if there is one.
@@ -187,7 +195,7 @@ pub struct SegmentInput {
     pub log: Vec<u8>,
 }
 
-const INPUT_HEADER_BYTES: usize = 11;
+const INPUT_HEADER_BYTES: usize = 13;
 
 impl SegmentInput {
     /// Decodes an input; short inputs decode with empty fields.
@@ -204,12 +212,14 @@ impl SegmentInput {
         };
         let index = take(usize::from(u16_at(1)));
         let time_index = take(usize::from(u16_at(3)));
+        let txn_index = take(usize::from(u16_at(5)));
         Self {
             index: (flags & 1 != 0).then_some(index),
             time_index: (flags & 2 != 0).then_some(time_index),
+            txn_index: (flags & 16 != 0).then_some(txn_index),
             clean_shutdown: flags & 4 != 0,
-            split: (flags & 8 != 0).then_some(u16_at(5)),
-            base_offset: u32::from_be_bytes([byte(7), byte(8), byte(9), byte(10)]),
+            split: (flags & 8 != 0).then_some(u16_at(7)),
+            base_offset: u32::from_be_bytes([byte(9), byte(10), byte(11), byte(12)]),
             log: rest.to_vec(),
         }
     }
@@ -218,21 +228,29 @@ impl SegmentInput {
     /// are cut.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let index = self.index.as_deref().unwrap_or_default();
-        let time_index = self.time_index.as_deref().unwrap_or_default();
-        let index = &index[..index.len().min(usize::from(u16::MAX))];
-        let time_index = &time_index[..time_index.len().min(usize::from(u16::MAX))];
+        let cut = |bytes: &Option<Vec<u8>>| {
+            let bytes = bytes.as_deref().unwrap_or_default();
+            bytes[..bytes.len().min(usize::from(u16::MAX))].to_vec()
+        };
+        let (index, time_index, txn_index) = (
+            cut(&self.index),
+            cut(&self.time_index),
+            cut(&self.txn_index),
+        );
         let flags = u8::from(self.index.is_some())
             | u8::from(self.time_index.is_some()) << 1
             | u8::from(self.clean_shutdown) << 2
-            | u8::from(self.split.is_some()) << 3;
+            | u8::from(self.split.is_some()) << 3
+            | u8::from(self.txn_index.is_some()) << 4;
         let mut out = vec![flags];
-        out.extend_from_slice(&(index.len() as u16).to_be_bytes());
-        out.extend_from_slice(&(time_index.len() as u16).to_be_bytes());
+        for part in [&index, &time_index, &txn_index] {
+            out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        }
         out.extend_from_slice(&self.split.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&self.base_offset.to_be_bytes());
-        out.extend_from_slice(index);
-        out.extend_from_slice(time_index);
+        for part in [&index, &time_index, &txn_index] {
+            out.extend_from_slice(part);
+        }
         out.extend_from_slice(&self.log);
         out
     }
@@ -255,6 +273,10 @@ impl SegmentInput {
         if let Some(time_index) = &self.time_index {
             let path = file_names::file_path(&log_dir, base, TIME_INDEX_SUFFIX);
             std::fs::write(path, time_index).unwrap();
+        }
+        if let Some(txn_index) = &self.txn_index {
+            let path = file_names::file_path(&log_dir, base, TXN_INDEX_SUFFIX);
+            std::fs::write(path, txn_index).unwrap();
         }
         if self.split.is_some() {
             let second_base = if second.len() >= LOG_OVERHEAD {
@@ -300,6 +322,8 @@ pub fn segment_recover(data: &[u8]) {
     let _ = log.offset_for_timestamp(i64::from(input.base_offset));
     let _ = log.max_timestamp();
     let end = log.log_end_offset();
+    let _ = log.aborted_transactions(log.log_start_offset(), end);
+    assert!(log.last_stable_offset() <= log.high_watermark());
     let mut fresh = RecordBatchBuilder::new()
         .record(Some(b"key"), Some(b"value"), 1)
         .build();

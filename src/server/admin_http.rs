@@ -1,5 +1,6 @@
 //! The optional admin HTTP listener (`kairos.metrics.listener`): `GET /metrics` in Prometheus
-//! text format, 404 for anything else. A deliberately tiny HTTP/1.1 responder (one request per
+//! text format, `GET /due?topic=<topic>&limit=<n>` with the next due entities of a temporal
+//! topic as JSON, 404 for anything else. A deliberately tiny HTTP/1.1 responder (one request per
 //! connection, headers capped at 8 KiB) so the broker needs no web framework.
 
 use std::sync::Arc;
@@ -48,15 +49,61 @@ async fn serve(mut stream: TcpStream, state: &BrokerState) -> std::io::Result<()
         head.extend_from_slice(chunk.get(..read).unwrap_or_default());
     }
     let request_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let (status, body) = if request_line.starts_with(b"GET /metrics ") {
-        ("200 OK", state.render_metrics())
+    let text = "text/plain; version=0.0.4; charset=utf-8";
+    let (status, content_type, body) = if request_line.starts_with(b"GET /metrics ") {
+        ("200 OK", text, state.render_metrics())
+    } else if let Some(query) = request_line
+        .strip_prefix(b"GET /due?")
+        .and_then(|rest| rest.split(|&b| b == b' ').next())
+    {
+        due_listing(state, &String::from_utf8_lossy(query))
     } else {
-        ("404 Not Found", "not found\n".to_owned())
+        ("404 Not Found", text, "not found\n".to_owned())
     };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// Most entities one listing returns.
+const DUE_LIMIT_MAX: usize = 1_000;
+
+/// `topic=<name>&limit=<n>` → the next due entities as a JSON array. Topic names are limited to
+/// `[a-zA-Z0-9._-]`, so the query needs no percent-decoding.
+fn due_listing(state: &BrokerState, query: &str) -> (&'static str, &'static str, String) {
+    let json = "application/json";
+    let mut topic = None;
+    let mut limit = 10;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("topic", value)) => topic = Some(value),
+            Some(("limit", value)) => match value.parse::<usize>() {
+                Ok(n) => limit = n.min(DUE_LIMIT_MAX),
+                Err(_) => {
+                    return (
+                        "400 Bad Request",
+                        json,
+                        r#"{"error":"limit must be a number"}"#.to_owned(),
+                    );
+                }
+            },
+            _ => {}
+        }
+    }
+    let Some(topic) = topic else {
+        return (
+            "400 Bad Request",
+            json,
+            r#"{"error":"topic is required"}"#.to_owned(),
+        );
+    };
+    let listing = state.due.next_due(topic, limit);
+    (
+        "200 OK",
+        json,
+        serde_json::to_string(&listing).unwrap_or_else(|_| "[]".to_owned()),
+    )
 }

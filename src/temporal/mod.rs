@@ -16,6 +16,7 @@ pub mod due_index;
 pub mod extract;
 pub mod fire;
 pub mod indexer;
+pub mod metrics;
 pub mod patch;
 pub mod pulse;
 pub mod selector;

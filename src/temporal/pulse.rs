@@ -25,7 +25,7 @@ use super::indexer::PartitionIndexer;
 const ATTEMPTS: usize = 8;
 
 /// What a step did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FireReport {
     /// Fires appended.
     pub fired: usize,
@@ -34,6 +34,8 @@ pub struct FireReport {
     pub stale: usize,
     /// Entries waiting for an open transaction.
     pub waiting: usize,
+    /// For each fire, how late it was appended: `now_ms - due_ms`.
+    pub lateness_ms: Vec<i64>,
 }
 
 /// One pulse step for `log` (fires go to the same partition). See the module docs.
@@ -93,6 +95,7 @@ pub fn fire_due(
             Ok(_) => {
                 for entry in &fired {
                     let _ = indexer.index_mut().fired(entry);
+                    report.lateness_ms.push(now_ms - entry.due_ms);
                 }
                 report.fired += fired.len();
                 return Ok(report);

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use super::config::TemporalConfig;
 use super::due_index::DueIndex;
 use super::indexer::PartitionIndexer;
+use super::metrics::DueMetrics;
 use super::pulse::fire_due;
 use super::snapshot;
 use crate::metadata::TopicMetadata;
@@ -92,7 +93,7 @@ pub struct DueListing {
 pub struct DueService {
     snapshot_dir: PathBuf,
     partitions: Mutex<HashMap<TopicPartition, Tracked>>,
-    fired: std::sync::atomic::AtomicU64,
+    metrics: DueMetrics,
 }
 
 /// What one pulse pass over every partition found.
@@ -106,11 +107,11 @@ struct Pass {
 impl DueService {
     /// A service keeping its snapshots under `data_dir`.
     #[must_use]
-    pub fn new(data_dir: &Path) -> Self {
+    pub fn new(data_dir: &Path, metrics: DueMetrics) -> Self {
         Self {
             snapshot_dir: data_dir.join(SNAPSHOT_DIR),
             partitions: Mutex::new(HashMap::new()),
-            fired: std::sync::atomic::AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -211,7 +212,15 @@ impl DueService {
                 now_ms,
                 FIRES_PER_STEP,
             ) {
-                Ok(report) => pass.fired += report.fired,
+                Ok(report) => {
+                    pass.fired += report.fired;
+                    for lateness_ms in report.lateness_ms {
+                        // Milliseconds to seconds for Prometheus; exact for any realistic value.
+                        self.metrics
+                            .lateness_seconds
+                            .observe(lateness_ms as f64 / 1000.0);
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%tp, %error, "due fires could not be appended; retrying");
                     pass.failed = true;
@@ -223,9 +232,30 @@ impl DueService {
                 (a, b) => a.or(b),
             };
         }
-        let _ = self
-            .fired
-            .fetch_add(pass.fired as u64, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.metrics.fires.inc_by(pass.fired as u64);
+        let (mut backlog, mut oldest) = (0usize, None::<i64>);
+        let (mut entities, mut malformed, mut null_keys) = (0u64, 0u64, 0u64);
+        for tracked in partitions.values() {
+            let index = tracked.indexer.index();
+            backlog += index.count_due(now_ms);
+            oldest = match (oldest, index.earliest_pending()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            entities += index.entities() as u64;
+            let stats = tracked.indexer.stats();
+            malformed += stats.malformed;
+            null_keys += stats.null_keys;
+        }
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let _ = self.metrics.backlog.set(clamp(backlog as u64));
+        let _ = self.metrics.entities.set(clamp(entities));
+        let _ = self.metrics.malformed.set(clamp(malformed));
+        let _ = self.metrics.null_keys.set(clamp(null_keys));
+        let age = oldest
+            .filter(|&due| due <= now_ms)
+            .map_or(0, |due| now_ms - due);
+        let _ = self.metrics.oldest_backlog_age_ms.set(age);
         pass
     }
 
@@ -252,7 +282,7 @@ impl DueService {
     pub fn totals(&self) -> DueTotals {
         let partitions = self.partitions.lock();
         let mut totals = DueTotals {
-            fired: self.fired.load(std::sync::atomic::Ordering::Relaxed),
+            fired: self.metrics.fires.get(),
             ..DueTotals::default()
         };
         for tracked in partitions.values() {

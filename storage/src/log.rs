@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -122,6 +122,10 @@ pub struct Log {
     /// Set after a failed write or fsync. Never cleared: after a failed fsync the kernel may
     /// have dropped dirty pages, so only a restart (and recovery from the log) is safe.
     poisoned: AtomicBool,
+    /// Bumped by every truncation, under the log lock. A flush that started before a
+    /// truncation must not raise the recovery point to its target afterwards: the offsets
+    /// below that target may now hold new, unsynced data.
+    truncations: AtomicU64,
 }
 
 impl std::fmt::Debug for Log {
@@ -155,6 +159,7 @@ impl Log {
             flush_state: Mutex::new(FlushState::default()),
             flushed: Condvar::new(),
             poisoned: AtomicBool::new(false),
+            truncations: AtomicU64::new(0),
         };
         log.check_invariants(&log.inner.lock());
         log
@@ -490,10 +495,20 @@ impl Log {
     ///
     /// # Errors
     /// `LogDirOffline` if this or an earlier sync failed. A failed fsync is never retried.
+    /// `OffsetOutOfRange` if `end_offset` is past the log end offset (a truncation removed the
+    /// offsets waited for).
     pub fn sync_to(&self, end_offset: i64, now_ms: i64) -> Result<()> {
         loop {
             if self.recovery_point() >= end_offset {
                 return Ok(());
+            }
+            let log_end_offset = self.log_end_offset();
+            if end_offset > log_end_offset {
+                return Err(Error::OffsetOutOfRange {
+                    requested: end_offset,
+                    log_start_offset: self.log_start_offset(),
+                    log_end_offset,
+                });
             }
             if self.is_poisoned() {
                 return Err(self.offline());
@@ -502,6 +517,11 @@ impl Log {
             if state.in_progress {
                 self.flushed.wait(&mut state);
                 continue;
+            }
+            // Checked again under the lock: a flush that failed after the check above poisoned
+            // the log before giving up the flusher role, and its fsync must not be retried.
+            if self.is_poisoned() {
+                return Err(self.offline());
             }
             state.in_progress = true;
             drop(state);
@@ -516,7 +536,7 @@ impl Log {
 
     /// Syncs everything appended so far. Only one runs at a time (see [`Log::sync_to`]).
     fn flush_once(&self, now_ms: i64) -> Result<()> {
-        let (target, files, dir_dirty) = {
+        let (target, files, dir_dirty, truncations) = {
             let mut inner = self.inner.lock();
             let from = self.recovery_point();
             let files: Vec<(Arc<dyn FileHandle>, PathBuf)> = segments_from(&inner, from)
@@ -527,6 +547,7 @@ impl Log {
                 inner.next_offset,
                 files,
                 std::mem::take(&mut inner.dir_dirty),
+                self.truncations.load(Ordering::Acquire),
             )
         };
         let result = (|| {
@@ -542,7 +563,12 @@ impl Log {
         })();
         match result {
             Ok(()) => {
-                let _ = self.recovery_point.fetch_max(target, Ordering::AcqRel);
+                // Under the log lock, so that no truncation runs between the check and the
+                // update. After a truncation the caller's loop flushes again.
+                let _inner = self.inner.lock();
+                if self.truncations.load(Ordering::Acquire) == truncations {
+                    let _ = self.recovery_point.fetch_max(target, Ordering::AcqRel);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -755,6 +781,7 @@ impl Log {
         self.publish_first_unstable(inner);
         self.log_end_offset
             .store(inner.next_offset, Ordering::Release);
+        let _ = self.truncations.fetch_add(1, Ordering::AcqRel);
         let _ = self
             .recovery_point
             .fetch_min(inner.next_offset, Ordering::AcqRel);

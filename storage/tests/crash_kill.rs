@@ -5,7 +5,8 @@
 //! directory and runs several appender threads; each appends a batch whose bytes follow from a
 //! tag (round, thread, sequence), waits for the group commit (`sync_to`), and only then prints
 //! `FLUSHED first last crc tag`. The parent reads those lines, kills the child with SIGKILL
-//! after a random delay, reopens the directory and checks that
+//! after a random delay (counted from the child's `READY` line, or for every fourth round from
+//! its start, to also kill it while it recovers), reopens the directory and checks that
 //! - every batch reported as flushed, in this round or an earlier one, is present at its
 //!   offsets, with its CRC, byte for byte;
 //! - the log is a clean prefix: every batch CRC-valid, offsets contiguous, no gap, no torn
@@ -91,8 +92,14 @@ fn sigkill_at_random_moments_keeps_every_flushed_batch() {
     let (mut rounds_with_flushes, mut total_reported) = (0, 0);
     for round in 0..ROUNDS {
         let child_seed = rng.next_u64();
-        let delay = Duration::from_millis(rng.range(5, 300));
-        let reported = run_round(dir.path(), child_seed, delay);
+        // Every fourth kill lands while the child starts (opening, recovering); the others
+        // after it is appending.
+        let kill = if round % 4 == 3 {
+            Kill::AfterSpawn(Duration::from_millis(rng.range(0, 60)))
+        } else {
+            Kill::AfterReady(Duration::from_millis(rng.range(5, 250)))
+        };
+        let reported = run_round(dir.path(), child_seed, kill);
         rounds_with_flushes += usize::from(!reported.is_empty());
         total_reported += reported.len();
         flushed.extend(reported);
@@ -127,7 +134,7 @@ fn sigkill_at_random_moments_keeps_every_flushed_batch() {
         }
         drop((log, manager));
         eprintln!(
-            "crash_kill: round {round}: killed after {delay:?}, {} batches in the log",
+            "crash_kill: round {round}: killed {kill:?}, {} batches in the log",
             batches.len() + 1
         );
     }
@@ -137,13 +144,22 @@ fn sigkill_at_random_moments_keeps_every_flushed_batch() {
         started.elapsed()
     );
     assert!(
-        rounds_with_flushes >= ROUNDS as usize / 4,
+        rounds_with_flushes >= ROUNDS as usize / 2,
         "enough kills should land while the child is appending"
     );
 }
 
-/// Runs one child until it is killed after `delay`; returns the batches it reported flushed.
-fn run_round(dir: &Path, child_seed: u64, delay: Duration) -> Vec<Stored> {
+/// When the parent kills the child.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// This long after starting it.
+    AfterSpawn(Duration),
+    /// This long after it reported that its log is open.
+    AfterReady(Duration),
+}
+
+/// Runs one child until it is killed; returns the batches it reported flushed.
+fn run_round(dir: &Path, child_seed: u64, kill: Kill) -> Vec<Stored> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
@@ -152,6 +168,7 @@ fn run_round(dir: &Path, child_seed: u64, delay: Duration) -> Vec<Stored> {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut reported = Vec::new();
         let mut reader = BufReader::new(stdout);
@@ -160,6 +177,9 @@ fn run_round(dir: &Path, child_seed: u64, delay: Duration) -> Vec<Stored> {
             line.clear();
             if reader.read_line(&mut line).unwrap() == 0 {
                 return reported;
+            }
+            if line == "READY\n" {
+                let _ = ready_tx.send(());
             }
             // A line cut by the kill has no newline: it was never fully reported.
             if let Some(fields) = line
@@ -171,7 +191,15 @@ fn run_round(dir: &Path, child_seed: u64, delay: Duration) -> Vec<Stored> {
             }
         }
     });
-    std::thread::sleep(delay);
+    match kill {
+        Kill::AfterSpawn(delay) => std::thread::sleep(delay),
+        Kill::AfterReady(delay) => {
+            ready_rx
+                .recv_timeout(CHILD_LIFETIME)
+                .expect("the child opened its log");
+            std::thread::sleep(delay);
+        }
+    }
     if let Some(status) = child.try_wait().unwrap() {
         panic!("the child exited by itself: {status}");
     }
@@ -196,6 +224,8 @@ fn run_child(dir: &Path, seed: u64) -> ! {
     let manager = LogManager::open_std(dir, 0).unwrap();
     let log = manager.get_or_create(&tp(), config(), 0).unwrap();
     log.update_config(config());
+    // On its own line: libtest has already printed `test <name> ... ` without a newline.
+    println!("\nREADY");
     let started = Instant::now();
     let threads: Vec<_> = (0..APPENDER_THREADS)
         .map(|thread| {

@@ -10,7 +10,8 @@
 //! flushed prefix plus possibly some of the unflushed suffix, all of it batches the model knows,
 //! and the model adopts what survived.
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 64, each up to 40 operations).
+//! `PROPTEST_CASES` sets the number of cases (default 64) and `KAIROS_MODEL_MAX_OPS` the
+//! longest operation sequence (default 40).
 
 mod support;
 
@@ -426,6 +427,14 @@ fn check_read(h: &Harness, m: &Model, pick: u16, max_bytes: usize) {
     }
 }
 
+/// Longest operation sequence: `KAIROS_MODEL_MAX_OPS`, default 40.
+fn max_ops() -> usize {
+    std::env::var("KAIROS_MODEL_MAX_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -437,7 +446,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
-    fn log_matches_model(ops in prop::collection::vec(op(), 1..=40)) {
+    fn log_matches_model(ops in prop::collection::vec(op(), 1..=max_ops())) {
         let mut harness = Harness::new();
         let mut model = Model { producer_id: 42, ..Model::default() };
         for op in &ops {

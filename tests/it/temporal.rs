@@ -214,3 +214,71 @@ async fn temporal_configs_are_validated_and_setting_them_later_indexes_existing_
     );
     broker.shutdown().await.unwrap();
 }
+
+/// The next due entities are listed in due order with their keys, and the due metrics count
+/// entities, malformed fields, fires and lateness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn next_due_listing_and_due_metrics() {
+    let clock = ManualClock::new(T0);
+    let broker = Broker::builder()
+        .temp_dir()
+        .listener("127.0.0.1:0")
+        .config("kairos.metrics.listener", "127.0.0.1:0")
+        .clock(Arc::new(clock.clone()))
+        .start()
+        .await
+        .unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let admin_http = broker.metrics_addr().unwrap();
+    support::create_topic(&bootstrap, "listed", 1, &[("temporal.fields", "/at")]).await;
+    produce(
+        &bootstrap,
+        "listed",
+        "later",
+        &format!(r#"{{"at":{}}}"#, T0 + 2_000),
+    )
+    .await;
+    produce(
+        &bootstrap,
+        "listed",
+        "sooner",
+        &format!(r#"{{"at":{}}}"#, T0 + 1_000),
+    )
+    .await;
+    produce(&bootstrap, "listed", "broken", r#"{"at":"someday"}"#).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let listing: serde_json::Value = loop {
+        let body = support::http_get(admin_http, "/due?topic=listed&limit=5").await;
+        let listing: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if listing.as_array().unwrap().len() == 2 || std::time::Instant::now() > deadline {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listing[0]["key"], "sooner");
+    assert_eq!(listing[0]["due_at"], T0 + 1_000);
+    assert_eq!(listing[0]["field"], "/at");
+    assert_eq!(listing[1]["key"], "later");
+    clock.set_ms(T0 + 5_000);
+    assert_eq!(
+        read_all(&bootstrap, "listed", 5, Duration::from_secs(10))
+            .await
+            .len(),
+        5
+    );
+    let metrics = support::http_get(admin_http, "/metrics").await;
+    for expected in [
+        "kairos_due_fires_total 2",
+        "kairos_due_malformed 1",
+        "kairos_due_backlog 0",
+        "kairos_due_lateness_seconds_count 2",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    }
+    assert!(
+        support::http_get(admin_http, "/due?topic=listed")
+            .await
+            .starts_with("[]")
+    );
+    broker.shutdown().await.unwrap();
+}

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use kairos_fuzz::{SegmentInput, TOPIC, fuzz_config};
 use kairos_storage::builder::{RecordBatchBuilder, RecordSpec};
-use kairos_storage::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use kairos_storage::control::{ControlRecordType, EndTransactionMarker, build_marker};
+use kairos_storage::file_names::{
+    self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX,
+};
 use kairos_storage::fs::StdFs;
 use kairos_storage::{AppendOrigin, Compression, LogConfig, LogManager, TopicPartition};
 
@@ -97,14 +100,50 @@ fn segment_seeds() -> Vec<SegmentInput> {
     for clean in [false, true] {
         for two_segments in [false, true] {
             for codec in CODECS {
-                seeds.push(real_log(codec, clean, two_segments));
+                seeds.push(real_log(codec, clean, two_segments, false));
             }
+            seeds.push(real_log(Compression::None, clean, two_segments, true));
         }
     }
     seeds
 }
 
-fn real_log(codec: Compression, clean: bool, two_segments: bool) -> SegmentInput {
+/// Three transactions: producer 7 commits, producer 8 aborts (which gives the segment a
+/// `.txnindex` entry), and producer 9's stays open.
+fn append_transactions(log: &kairos_storage::Log) {
+    let append = |mut bytes: Vec<u8>, origin| {
+        let _ = log.append(&mut bytes, origin, 0, 0).unwrap();
+    };
+    for (producer, end) in [
+        (7, Some(ControlRecordType::Commit)),
+        (8, Some(ControlRecordType::Abort)),
+        (9, None),
+    ] {
+        for sequence in [0, 2] {
+            let batch = batch(Compression::None, 2, 2_000)
+                .producer(producer, 0, sequence)
+                .transactional(true);
+            append(batch.build(), AppendOrigin::Client);
+        }
+        if let Some(kind) = end {
+            let marker = EndTransactionMarker {
+                kind,
+                coordinator_epoch: 3,
+            };
+            append(
+                build_marker(producer, 0, marker, 2_100),
+                AppendOrigin::Coordinator,
+            );
+        }
+    }
+}
+
+fn real_log(
+    codec: Compression,
+    clean: bool,
+    two_segments: bool,
+    transactions: bool,
+) -> SegmentInput {
     let dir = tempfile::tempdir().unwrap();
     let tp = TopicPartition::new(TOPIC, 0);
     let config = LogConfig {
@@ -114,9 +153,13 @@ fn real_log(codec: Compression, clean: bool, two_segments: bool) -> SegmentInput
     let manager =
         LogManager::open_with_configs(Arc::new(StdFs), dir.path(), 0, |_| config.clone()).unwrap();
     let log = manager.get_or_create(&tp, config.clone(), 0).unwrap();
-    for i in 0..8i64 {
-        let mut bytes = batch(codec, 1 + (i % 3) as usize, 1_000 + i * 10).build();
-        let _ = log.append(&mut bytes, AppendOrigin::Client, 0, 0).unwrap();
+    if transactions {
+        append_transactions(&log);
+    } else {
+        for i in 0..8i64 {
+            let mut bytes = batch(codec, 1 + (i % 3) as usize, 1_000 + i * 10).build();
+            let _ = log.append(&mut bytes, AppendOrigin::Client, 0, 0).unwrap();
+        }
     }
     let log_dir = log.dir().to_path_buf();
     let bases = log.segment_base_offsets();
@@ -141,6 +184,7 @@ fn real_log(codec: Compression, clean: bool, two_segments: bool) -> SegmentInput
         time_index: read(first, TIME_INDEX_SUFFIX)
             .ok()
             .map(|b| trim_zero_entries(b, 12)),
+        txn_index: read(first, TXN_INDEX_SUFFIX).ok(),
         clean_shutdown: clean,
         split,
         base_offset: u32::try_from(first).unwrap(),

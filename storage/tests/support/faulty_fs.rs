@@ -4,12 +4,13 @@
 //! Files stay real files (index files are memory-mapped through [`FileHandle::as_std_file`]),
 //! so the fault injection is bookkeeping around real I/O:
 //!
-//! - **Failures.** [`FaultyFs::arm`] schedules one [`Fault`]: the Nth matching write or sync
-//!   (counted from the moment it is armed) fails with an errno, optionally after writing only
+//! - **Failures.** [`FaultyFs::arm`] schedules one [`Fault`]: the Nth matching write, sync or
+//!   `set_len` (counted from the moment it is armed) fails with an errno, optionally after writing only
 //!   part of its buffer (a short write). A fault fires once; the log under test must not retry.
 //! - **Syncs are simulated.** `sync_data` and `sync_dir` update the bookkeeping below without
 //!   calling the real fsync, which would only make the tests slow on a busy disk.
-//! - **Counters.** Every `write_all_at`, `sync_data` and `sync_dir` is recorded with its path,
+//! - **Counters.** Every `write_all_at`, `sync_data`, `sync_dir` and `set_len` is recorded with
+//!   its path,
 //!   so tests can assert that no fsync is issued after a failure.
 //! - **Crash.** For every file it has seen, `FaultyFs` tracks the *durable length* (its length
 //!   at the last successful `sync_data`, or at first sight for files that existed before) and
@@ -18,7 +19,8 @@
 //!   directories) whose creation never reached a directory sync, and undoes renames that no
 //!   directory sync followed, restoring the overwritten file's bytes.
 //!
-//! Simplifications, chosen so that a crash loses *at least* what a real one may lose:
+//! A crash leaves one of the states a real power loss can leave, the harshest for data that
+//! was never synced. Simplifications (a real crash may also leave other states):
 //! - data written over an already durable range is not modelled (the log only appends; a
 //!   truncation lowers the durable length at once, as if the truncation itself were durable);
 //! - deletions (`remove_file`, `remove_dir_all`) are durable at once: a crash never resurrects
@@ -54,6 +56,10 @@ pub(crate) enum FaultOp {
     SyncDir,
     /// Either kind of sync.
     AnySync,
+    /// `FileHandle::set_len`: preallocating, trimming or truncating a file.
+    SetLen,
+    /// Any of the above.
+    Any,
 }
 
 /// One scheduled failure.
@@ -104,6 +110,7 @@ impl Fault {
     fn matches(&self, op: FaultOp, path: &Path) -> bool {
         let op_matches = match self.op {
             FaultOp::AnySync => matches!(op, FaultOp::SyncData | FaultOp::SyncDir),
+            FaultOp::Any => true,
             wanted => wanted == op,
         };
         op_matches && self.under.as_ref().is_none_or(|dir| path.starts_with(dir))
@@ -140,6 +147,8 @@ struct State {
     /// Matching operations seen since the fault was armed.
     armed_seen: u64,
     fired: u64,
+    /// Index in `ops` of the operation the last fault failed.
+    fired_at: Option<usize>,
     /// Every operation, in order: (kind, path).
     ops: Vec<(FaultOp, PathBuf)>,
 }
@@ -171,6 +180,7 @@ impl State {
             return None;
         }
         self.fired += 1;
+        self.fired_at = Some(self.ops.len() - 1);
         self.armed_seen = 0;
         self.armed.take()
     }
@@ -228,6 +238,20 @@ impl FaultyFs {
         let probe = Fault::next(op, 0).under(dir);
         self.lock()
             .ops
+            .iter()
+            .filter(|(kind, path)| probe.matches(*kind, path))
+            .count()
+    }
+
+    /// Number of operations of kind `op` on paths under `dir` after the last fault fired.
+    ///
+    /// # Panics
+    /// If no fault has fired.
+    pub(crate) fn count_since_fault(&self, op: FaultOp, dir: &Path) -> usize {
+        let probe = Fault::next(op, 0).under(dir);
+        let state = self.lock();
+        let fired_at = state.fired_at.expect("a fault fired");
+        state.ops[fired_at + 1..]
             .iter()
             .filter(|(kind, path)| probe.matches(*kind, path))
             .count()
@@ -356,6 +380,14 @@ impl FileHandle for FaultyFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        let fault = {
+            let mut state = self.fs.lock();
+            let path = Self::path(&state, self.id);
+            state.check(FaultOp::SetLen, &path)
+        };
+        if let Some(fault) = fault {
+            return Err(io::Error::from_raw_os_error(fault.errno));
+        }
         self.inner.set_len(len)?;
         if let Some(entry) = self.fs.lock().entries.get_mut(&self.id) {
             entry.durable_len = entry.durable_len.min(len);
