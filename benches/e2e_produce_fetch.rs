@@ -11,6 +11,7 @@
 //!   sends, linger.ms=0);
 //! - consume MB/s (librdkafka consumer from offset 0, and raw Fetch requests without a client);
 //! - the reference: loopback TCP MB/s, and sequential file write MB/s ending in fdatasync;
+//! - acks=1 round-trip latency of raw Produce requests, one in flight (the broker alone);
 //! - the broker's idle RSS.
 
 use std::io::{Read, Write};
@@ -254,6 +255,58 @@ fn raw_fetch(bootstrap: &str, topic: &str, end_offset: i64) -> (Duration, usize)
     (started.elapsed(), bytes)
 }
 
+/// Produce v11 round trips over a raw socket, one 1 KiB record per request and one request in
+/// flight: the broker's own acks=1 latency, without a client library's queues and threads.
+fn raw_produce_latency(bootstrap: &str, topic: &str, count: usize) -> Vec<Duration> {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, RequestHeader, TopicName};
+    use kafka_protocol::protocol::Encodable;
+    let batch = bytes::Bytes::from(
+        kairos_storage::builder::RecordBatchBuilder::new()
+            .record(Some(b"k"), Some(&[b'r'; RECORD_BYTES]), 1)
+            .build(),
+    );
+    let mut stream = TcpStream::connect(bootstrap).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut latencies = Vec::with_capacity(count);
+    let mut response = vec![0_u8; 1 << 16];
+    for i in 0..count {
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(topic.to_owned().into()))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(batch.clone())),
+                    ]),
+            ]);
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(0)
+            .with_request_api_version(11)
+            .with_correlation_id(i32::try_from(i).unwrap_or(0))
+            .encode(&mut body, 2)
+            .expect("header");
+        request.encode(&mut body, 11).expect("body");
+        let mut frame = BytesMut::new();
+        frame.put_i32(i32::try_from(body.len()).expect("small"));
+        frame.put_slice(&body);
+        let sent = Instant::now();
+        stream.write_all(&frame).expect("send");
+        let mut size = [0_u8; 4];
+        stream.read_exact(&mut size).expect("size");
+        let size = usize::try_from(i32::from_be_bytes(size)).expect("size");
+        stream.read_exact(&mut response[..size]).expect("response");
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
 /// Loopback TCP: one writer, one reader, `total` bytes in 64 KiB writes.
 fn loopback_mb_s(total: usize) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -380,6 +433,19 @@ async fn main() {
     println!(
         "consume    from offset 0      {:>9.1} MB/s (raw Fetch v12, 8 MiB per request)",
         mb_s(raw_bytes, raw_time)
+    );
+    let raw = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            raw_produce_latency(&bootstrap, "bench-raw-latency", 20_000)
+        })
+        .await
+        .expect("raw latency")
+    };
+    println!(
+        "latency    acks=1 raw Produce, 1 in flight     p50 {:?}  p99 {:?}",
+        percentile(&raw, 0.50),
+        percentile(&raw, 0.99)
     );
     println!("idle RSS   {idle_rss} KiB");
 }
