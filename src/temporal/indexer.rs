@@ -226,10 +226,5 @@ impl PartitionIndexer {
 }
 
 fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
-    batch.is_transactional()
-        && aborted.iter().any(|a| {
-            a.producer_id == batch.producer_id()
-                && a.first_offset <= batch.base_offset()
-                && batch.base_offset() < a.last_offset
-        })
+    aborted.iter().any(|a| a.covers(batch))
 }

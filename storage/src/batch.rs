@@ -72,6 +72,20 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The codec's id in the low three attribute bits.
+    #[must_use]
+    pub fn id(self) -> i16 {
+        match self {
+            Self::None => 0,
+            Self::Gzip => 1,
+            Self::Snappy => 2,
+            Self::Lz4 => 3,
+            Self::Zstd => 4,
+        }
+    }
+}
+
 /// Timestamp type of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {

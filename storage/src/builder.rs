@@ -140,7 +140,7 @@ impl RecordBatchBuilder {
         }
         let body = compression::compress(self.compression, &body);
         let count = i32::try_from(self.records.len()).expect("batch record count fits i32");
-        let mut attributes = codec_id(self.compression);
+        let mut attributes = self.compression.id();
         if self.transactional {
             attributes |= 0x10;
         }
@@ -167,16 +167,6 @@ impl RecordBatchBuilder {
         let crc = crc32c::crc32c(&out[21..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         out
-    }
-}
-
-fn codec_id(codec: Compression) -> i16 {
-    match codec {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
     }
 }
 

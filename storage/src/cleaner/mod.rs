@@ -335,13 +335,7 @@ struct TxnRetention {
 }
 
 fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
-    batch.is_transactional()
-        && !batch.is_control()
-        && aborted.iter().any(|a| {
-            a.producer_id == batch.producer_id()
-                && a.first_offset <= batch.base_offset()
-                && batch.base_offset() < a.last_offset
-        })
+    aborted.iter().any(|a| a.covers(batch))
 }
 
 /// Calls `visit` for every batch of `segment`, CRC-checked.

@@ -86,14 +86,7 @@ fn encode(
     out.extend_from_slice(body);
     let length = i32::try_from(out.len() - batch::LOG_OVERHEAD).unwrap_or(i32::MAX);
     out[8..12].copy_from_slice(&length.to_be_bytes());
-    let codec_bits: i16 = match codec {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
-    };
-    let attributes = (batch.attributes() & !0x07) | codec_bits;
+    let attributes = (batch.attributes() & !0x07) | codec.id();
     out[21..23].copy_from_slice(&attributes.to_be_bytes());
     out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     out[57..61].copy_from_slice(&count.to_be_bytes());

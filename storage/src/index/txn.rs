@@ -39,6 +39,17 @@ pub struct AbortedTxn {
 }
 
 impl AbortedTxn {
+    /// Whether `batch` holds records of this aborted transaction (control batches, the markers
+    /// themselves, do not).
+    #[must_use]
+    pub fn covers(&self, batch: &crate::batch::RecordBatchHeader<'_>) -> bool {
+        batch.is_transactional()
+            && !batch.is_control()
+            && self.producer_id == batch.producer_id()
+            && self.first_offset <= batch.base_offset()
+            && batch.base_offset() < self.last_offset
+    }
+
     pub(crate) fn encode(&self) -> [u8; ENTRY_BYTES] {
         let mut out = [0u8; ENTRY_BYTES];
         out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
