@@ -216,6 +216,12 @@ impl ReplicaManager {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.appended
             .send_modify(|count| *count = count.wrapping_add(1));
+        self.wake_all_fetches();
+    }
+
+    /// Wakes every parked fetch (after appends that bypass Produce, such as due fires, whose
+    /// partitions the writer does not track).
+    pub fn wake_all_fetches(&self) {
         let parked: Vec<TopicPartition> = self.fetch_waiters.lock().keys().cloned().collect();
         for tp in &parked {
             self.wake_fetches(tp);
