@@ -2,15 +2,16 @@
 //! reference measured in the same run. One command:
 //!
 //! ```sh
-//! cargo bench --bench e2e_produce_fetch            # KAIROS_BENCH_RECORDS=200000 to change size
+//! cargo bench --bench e2e_produce_fetch   # KAIROS_BENCH_RECORDS=200000: size; KAIROS_BENCH_RATE=50000: pin the latency run's rate
 //! ```
 //!
 //! Reports:
 //! - produce MB/s and records/s with 1 KiB records at acks=1 and acks=all (librdkafka producer);
 //! - produce latency p50/p99 at half of the measured acks=1 maximum without lingering (paced
 //!   sends, linger.ms=0);
-//! - consume MB/s (librdkafka consumer from offset 0);
+//! - consume MB/s (librdkafka consumer from offset 0, and raw Fetch requests without a client);
 //! - the reference: loopback TCP MB/s, and sequential file write MB/s ending in fdatasync;
+//! - acks=1 round-trip latency of raw Produce requests, one in flight (the broker alone);
 //! - the broker's idle RSS.
 
 use std::io::{Read, Write};
@@ -182,6 +183,130 @@ fn consume_all(bootstrap: &str, topic: &str, count: usize) -> (Duration, usize) 
     (started.elapsed(), bytes)
 }
 
+/// Fetch v12 over a raw socket from offset 0 to `end_offset`, 8 MiB per request: the broker's
+/// fetch path without a client library's per-record work. Returns elapsed time and bytes.
+fn raw_fetch(bootstrap: &str, topic: &str, end_offset: i64) -> (Duration, usize) {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    let mut stream = TcpStream::connect(bootstrap).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let started = Instant::now();
+    let (mut offset, mut bytes) = (0_i64, 0_usize);
+    while offset < end_offset && started.elapsed() < Duration::from_secs(60) {
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(8 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(topic.to_owned().into()))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(8 << 20),
+                    ]),
+            ]);
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(1)
+            .with_request_api_version(12)
+            .with_correlation_id(1)
+            .encode(&mut body, 2)
+            .expect("header");
+        request.encode(&mut body, 12).expect("body");
+        let mut frame = BytesMut::new();
+        frame.put_i32(i32::try_from(body.len()).expect("small"));
+        frame.put_slice(&body);
+        stream.write_all(&frame).expect("send");
+        let mut size = [0_u8; 4];
+        stream.read_exact(&mut size).expect("size");
+        let mut response = vec![0_u8; usize::try_from(i32::from_be_bytes(size)).expect("size")];
+        stream.read_exact(&mut response).expect("response");
+        let mut response = bytes::Bytes::from(response);
+        let _ = ResponseHeader::decode(&mut response, 1).expect("response header");
+        let fetched = FetchResponse::decode(&mut response, 12).expect("fetch response");
+        let records = fetched.responses[0].partitions[0]
+            .records
+            .clone()
+            .unwrap_or_default();
+        if records.is_empty() {
+            break;
+        }
+        bytes += records.len();
+        // Walk the batches to the next offset: base offset + last offset delta + 1.
+        let mut cursor = records.clone();
+        while cursor.remaining() >= 61 {
+            let base = cursor.get_i64();
+            let length = usize::try_from(cursor.get_i32()).expect("length");
+            if cursor.remaining() < length {
+                break;
+            }
+            let batch = cursor.split_to(length);
+            let last_offset_delta = i32::from_be_bytes(batch[11..15].try_into().expect("4 bytes"));
+            offset = base + i64::from(last_offset_delta) + 1;
+        }
+    }
+    (started.elapsed(), bytes)
+}
+
+/// Produce v11 round trips over a raw socket, one 1 KiB record per request and one request in
+/// flight: the broker's own acks=1 latency, without a client library's queues and threads.
+fn raw_produce_latency(bootstrap: &str, topic: &str, count: usize) -> Vec<Duration> {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, RequestHeader, TopicName};
+    use kafka_protocol::protocol::Encodable;
+    let batch = bytes::Bytes::from(
+        kairos_storage::builder::RecordBatchBuilder::new()
+            .record(Some(b"k"), Some(&[b'r'; RECORD_BYTES]), 1)
+            .build(),
+    );
+    let mut stream = TcpStream::connect(bootstrap).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut latencies = Vec::with_capacity(count);
+    let mut response = vec![0_u8; 1 << 16];
+    for i in 0..count {
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(topic.to_owned().into()))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(batch.clone())),
+                    ]),
+            ]);
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(0)
+            .with_request_api_version(11)
+            .with_correlation_id(i32::try_from(i).unwrap_or(0))
+            .encode(&mut body, 2)
+            .expect("header");
+        request.encode(&mut body, 11).expect("body");
+        let mut frame = BytesMut::new();
+        frame.put_i32(i32::try_from(body.len()).expect("small"));
+        frame.put_slice(&body);
+        let sent = Instant::now();
+        stream.write_all(&frame).expect("send");
+        let mut size = [0_u8; 4];
+        stream.read_exact(&mut size).expect("size");
+        let size = usize::try_from(i32::from_be_bytes(size)).expect("size");
+        stream.read_exact(&mut response[..size]).expect("response");
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
 /// Loopback TCP: one writer, one reader, `total` bytes in 64 KiB writes.
 fn loopback_mb_s(total: usize) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -254,7 +379,11 @@ async fn main() {
     let acks_all = produce_burst(&bootstrap, "bench-acksall", "all", "5", count).await;
     // Latency is measured without client-side lingering, so "max load" is measured the same way.
     let unlingered = produce_burst(&bootstrap, "bench-max", "1", "0", count).await;
-    let max_rate = count as f64 / unlingered.as_secs_f64();
+    let pinned = std::env::var("KAIROS_BENCH_RATE").is_ok();
+    let max_rate = std::env::var("KAIROS_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(count as f64 / unlingered.as_secs_f64(), |rate| rate * 2.0);
     let paced = (count / 5).max(1_000);
     let latencies = produce_paced(&bootstrap, "bench-latency", max_rate / 2.0, paced).await;
     let (consume_time, consumed) = {
@@ -280,14 +409,43 @@ async fn main() {
         100.0 * mb_s(payload_bytes, acks_all) / reference_net.min(reference_disk)
     );
     println!(
-        "latency    acks=1 linger 0 at {:.0} rec/s (half of max)  p50 {:?}  p99 {:?}",
+        "latency    acks=1 linger 0 at {:.0} rec/s ({})  p50 {:?}  p99 {:?}",
         max_rate / 2.0,
+        if pinned {
+            "KAIROS_BENCH_RATE"
+        } else {
+            "half of max"
+        },
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99)
     );
     println!(
-        "consume    from offset 0      {:>9.1} MB/s",
+        "consume    from offset 0      {:>9.1} MB/s (librdkafka consumer)",
         mb_s(consumed, consume_time)
+    );
+    let (raw_time, raw_bytes) = {
+        let bootstrap = bootstrap.clone();
+        let end = i64::try_from(count).expect("count fits");
+        tokio::task::spawn_blocking(move || raw_fetch(&bootstrap, "bench-acks1", end))
+            .await
+            .expect("raw fetch")
+    };
+    println!(
+        "consume    from offset 0      {:>9.1} MB/s (raw Fetch v12, 8 MiB per request)",
+        mb_s(raw_bytes, raw_time)
+    );
+    let raw = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            raw_produce_latency(&bootstrap, "bench-raw-latency", 20_000)
+        })
+        .await
+        .expect("raw latency")
+    };
+    println!(
+        "latency    acks=1 raw Produce, 1 in flight     p50 {:?}  p99 {:?}",
+        percentile(&raw, 0.50),
+        percentile(&raw, 0.99)
     );
     println!("idle RSS   {idle_rss} KiB");
 }

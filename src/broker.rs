@@ -432,6 +432,7 @@ impl BrokerHandle {
     /// Storage errors while flushing.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
         let _ = self.shutdown_sender.send(true);
+        self.state.replica_manager.begin_shutdown();
         for task in self.tasks.drain(..) {
             if let Err(error) = task.await {
                 tracing::error!(%error, "broker task failed");

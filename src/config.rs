@@ -229,6 +229,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Requests in flight per connection before the broker stops reading from it.",
     ),
     def(
+        "connections.max.idle.ms",
+        Long,
+        Some("600000"),
+        1,
+        "A connection that sends no request for this long is closed, freeing its slot.",
+    ),
+    def(
         "log.retention.check.interval.ms",
         Long,
         Some("300000"),
@@ -536,6 +543,12 @@ impl BrokerConfig {
     #[must_use]
     pub fn queued_max_requests(&self) -> usize {
         usize::try_from(self.long("queued.max.requests")).unwrap_or(1)
+    }
+
+    /// `connections.max.idle.ms`.
+    #[must_use]
+    pub fn connections_max_idle_ms(&self) -> u64 {
+        u64::try_from(self.long("connections.max.idle.ms")).unwrap_or(600_000)
     }
 
     /// `log.retention.check.interval.ms`.

@@ -8,7 +8,7 @@
 //!    not decode, is a [`ConnectionError`]: the connection closes, as Kafka does.
 //! 3. Bodies are decoded with the `kafka-protocol` crate at the header's version.
 //!
-//! [`dispatch`] hands the request to its handler in `crate::handlers`.
+//! [`crate::handlers::handle`] then runs the request's handler.
 
 // Decoders must not panic on input (STYLE B6.8).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

@@ -26,6 +26,16 @@ pub async fn run(state: Arc<BrokerState>, mut shutdown: Shutdown) {
         let buffer = state.config.log_cleaner_dedupe_buffer_size();
         let mut owned = cleaner.take();
         let pass = tokio::task::spawn_blocking(move || {
+            // Only a compacted log needs the offset map; allocating it earlier would make an idle
+            // broker without compacted topics resident at the size of the dedupe buffer.
+            if owned.is_none()
+                && !logs
+                    .logs()
+                    .iter()
+                    .any(|(_, log)| log.config().cleanup_policy.compacts())
+            {
+                return (owned, Ok(None));
+            }
             let cleaner = owned.get_or_insert_with(|| LogCleaner::new(buffer));
             let result = logs.clean_once(now_ms, cleaner);
             (owned, result)

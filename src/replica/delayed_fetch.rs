@@ -1,10 +1,11 @@
 //! `DelayedFetch`: Fetch with long-polling.
 //!
 //! A fetch reads every requested partition once. If it found at least `min_bytes`, hit an error,
-//! or `max_wait_ms` is zero, it answers at once. Otherwise it parks on the replica manager's
-//! append counter (a `watch` channel) until an append happens or `max_wait_ms` passes, and reads
-//! again. The counter is marked seen *before* each read, so an append that lands between the read
-//! and the wait still wakes the fetch: no lost wake-ups, and no polling.
+//! or `max_wait_ms` is zero, it answers at once. Otherwise it parks in the replica manager's fetch
+//! purgatory, keyed by partition, until an append to one of its partitions or `max_wait_ms`, and
+//! reads again. The fetch registers its waker *before* each read, and the waker keeps a permit,
+//! so an append that lands between the read and the wait still wakes it: no lost wake-ups, no
+//! polling, and an append wakes only the fetches that read its partition.
 //!
 //! Size limits follow Kafka (KIP-74): `partition_max_bytes` caps each partition, `max_bytes` caps
 //! the response, and the first batch of the response is returned whole even when it exceeds
@@ -16,6 +17,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kairos_storage::TopicPartition;
+use tokio::sync::Notify;
 
 use super::ReplicaManager;
 use crate::error::ApiError;
@@ -85,8 +88,17 @@ impl ReplicaManager {
         params: FetchParams,
         partitions: Vec<FetchPartition>,
     ) -> Vec<FetchPartitionData> {
+        let watched: Vec<TopicPartition> = partitions
+            .iter()
+            .filter_map(|p| {
+                p.topic.as_ref().ok().map(|topic| TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: p.partition,
+                })
+            })
+            .collect();
         let partitions = Arc::new(partitions);
-        let mut appended = self.subscribe_appends();
+        let waiter = Arc::new(Notify::new());
         let max_wait = Duration::from_millis(
             u64::try_from(params.max_wait_ms)
                 .unwrap_or(0)
@@ -95,23 +107,26 @@ impl ReplicaManager {
         let deadline = tokio::time::sleep(max_wait);
         tokio::pin!(deadline);
         loop {
-            appended.mark_unchanged();
+            // Registered before the read: an append between the read and the wait leaves a
+            // permit in `waiter`, so it is never missed.
+            self.watch_partitions(&watched, &waiter);
             let (data, bytes, has_error) = self.read_once(params, &partitions).await;
             let enough = bytes >= usize::try_from(params.min_bytes).unwrap_or(0);
-            if enough || has_error || max_wait.is_zero() || deadline.is_elapsed() {
+            if enough
+                || has_error
+                || max_wait.is_zero()
+                || deadline.is_elapsed()
+                || self.is_shutting_down()
+            {
                 return data;
             }
             tokio::select! {
                 () = &mut deadline => {
-                    // Nothing was appended since the read (the counter would have changed), so
-                    // the last read is still the answer.
+                    // Nothing was appended to these partitions since the read (the waker would
+                    // have fired), so the last read is still the answer.
                     return data;
                 }
-                changed = appended.changed() => {
-                    if changed.is_err() {
-                        return data;
-                    }
-                }
+                () = waiter.notified() => {}
             }
         }
     }

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kairos_storage::{AppendOrigin, AppendOutcome, Log, LogManager, TopicPartition};
-use tokio::sync::watch;
+use std::collections::HashMap;
+use std::sync::Weak;
+
+use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
@@ -78,6 +81,8 @@ pub struct PendingProduce {
     // `(index into results, log, end offset)` to fsync before answering acks=-1.
     to_sync: Vec<(usize, Arc<Log>, i64)>,
     clock: Arc<dyn Clock>,
+    // Partitions that received data: their parked fetches are woken.
+    appended_partitions: Vec<TopicPartition>,
 }
 
 impl PendingProduce {
@@ -141,8 +146,15 @@ pub struct ReplicaManager {
     metadata: Arc<MetadataCache>,
     config: Arc<BrokerConfig>,
     clock: Arc<dyn Clock>,
-    // Bumped after every successful append; see `delayed_fetch`.
+    // Bumped after every successful append, for tasks that follow every log (the due pulse).
     appended: watch::Sender<u64>,
+    // Parked fetches by partition: the fetch purgatory, keyed like Kafka's by TopicPartition,
+    // so an append wakes only the fetches that read that partition. Weak, so a finished fetch
+    // costs nothing; dead entries are pruned whenever a partition's list is touched.
+    fetch_waiters: parking_lot::Mutex<HashMap<TopicPartition, Vec<Weak<Notify>>>>,
+    // Set at shutdown: parked fetches answer with what they have instead of waiting out
+    // `max_wait_ms`, so a graceful shutdown is not held up by long-polls.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl ReplicaManager {
@@ -160,7 +172,66 @@ impl ReplicaManager {
             config,
             clock,
             appended,
+            fetch_waiters: parking_lot::Mutex::new(HashMap::new()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Registers a parked fetch's waker for each of `partitions`.
+    pub fn watch_partitions(&self, partitions: &[TopicPartition], waiter: &Arc<Notify>) {
+        let mut waiters = self.fetch_waiters.lock();
+        for tp in partitions {
+            let list = waiters.entry(tp.clone()).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            if !list
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(waiter)))
+            {
+                list.push(Arc::downgrade(waiter));
+            }
+        }
+    }
+
+    /// Wakes the fetches parked on `tp` (after an append to it, by any writer).
+    pub fn wake_fetches(&self, tp: &TopicPartition) {
+        let woken: Vec<Arc<Notify>> = {
+            let mut waiters = self.fetch_waiters.lock();
+            let Some(list) = waiters.get_mut(tp) else {
+                return;
+            };
+            let woken = list.drain(..).filter_map(|w| w.upgrade()).collect();
+            let _ = waiters.remove(tp);
+            woken
+        };
+        // Notify outside the lock; `notify_one` keeps a permit if the fetch is between its read
+        // and its wait, so the wake-up is never lost.
+        for waiter in woken {
+            waiter.notify_one();
+        }
+    }
+
+    /// Completes every parked fetch now and every later one at once.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.appended
+            .send_modify(|count| *count = count.wrapping_add(1));
+        self.wake_all_fetches();
+    }
+
+    /// Wakes every parked fetch (after appends that bypass Produce, such as due fires, whose
+    /// partitions the writer does not track).
+    pub fn wake_all_fetches(&self) {
+        let parked: Vec<TopicPartition> = self.fetch_waiters.lock().keys().cloned().collect();
+        for tp in &parked {
+            self.wake_fetches(tp);
+        }
+    }
+
+    /// Whether [`ReplicaManager::begin_shutdown`] was called.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The log manager (for the controller, background tasks and metrics).
@@ -236,9 +307,13 @@ impl ReplicaManager {
                 )],
                 to_sync: Vec::new(),
                 clock: Arc::clone(&self.clock),
+                appended_partitions: Vec::new(),
             }
         });
-        if pending.results.iter().any(|r| r.error.is_none()) {
+        if !pending.appended_partitions.is_empty() {
+            for tp in &pending.appended_partitions {
+                self.wake_fetches(tp);
+            }
             self.appended
                 .send_modify(|count| *count = count.wrapping_add(1));
         }
@@ -248,6 +323,7 @@ impl ReplicaManager {
     fn append_blocking(&self, entries: Vec<PartitionAppend>, sync: bool) -> PendingProduce {
         let mut results = Vec::with_capacity(entries.len());
         let mut to_sync = Vec::new();
+        let mut appended_partitions = Vec::new();
         for entry in entries {
             match self.append_one(&entry) {
                 Ok((result, log, end_offset)) => {
@@ -255,6 +331,10 @@ impl ReplicaManager {
                         to_sync.push((results.len(), log, end_offset));
                     }
                     results.push(result);
+                    appended_partitions.push(TopicPartition {
+                        topic: entry.topic,
+                        partition: entry.partition,
+                    });
                 }
                 Err(error) => {
                     tracing::debug!(topic = %entry.topic, partition = entry.partition, %error, "produce rejected");
@@ -266,6 +346,7 @@ impl ReplicaManager {
             results,
             to_sync,
             clock: Arc::clone(&self.clock),
+            appended_partitions,
         }
     }
 

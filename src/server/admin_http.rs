@@ -11,6 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use super::Shutdown;
 use crate::broker::BrokerState;
 
+/// Longest a metrics request may take from accept to the end of the response.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest request head read before answering.
 const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
 
@@ -24,8 +27,11 @@ pub async fn run(listener: TcpListener, state: Arc<BrokerState>, mut shutdown: S
         if let Ok((stream, _peer)) = accepted {
             let state = Arc::clone(&state);
             drop(tokio::spawn(async move {
-                if let Err(error) = serve(stream, &state).await {
-                    tracing::debug!(%error, "metrics request failed");
+                // A client that never finishes its request must not hold a task forever.
+                match tokio::time::timeout(REQUEST_TIMEOUT, serve(stream, &state)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::debug!(%error, "metrics request failed"),
+                    Err(_elapsed) => tracing::debug!("metrics request timed out"),
                 }
             }));
         }

@@ -96,10 +96,15 @@ async fn read_requests(
     mut shutdown: Shutdown,
 ) -> Result<(), ConnectionError> {
     let max_bytes = state.config.socket_request_max_bytes();
+    let idle = std::time::Duration::from_millis(state.config.connections_max_idle_ms());
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, &mut buffer, max_bytes) => frame?,
+            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buffer, max_bytes)) => match frame {
+                Ok(frame) => frame?,
+                // `connections.max.idle.ms`: an idle client gives its slot back.
+                Err(_elapsed) => return Ok(()),
+            },
             () = shutdown.recv() => return Ok(()),
             // The writer stopped (a failed acks=0 produce, a write error): close both ways.
             () = sender.closed() => return Ok(()),

@@ -403,6 +403,11 @@ pub async fn run(
                 ..Pass::default()
             }
         });
+        if pass.fired > 0 {
+            // Fires are appended straight to the logs, not through Produce: wake the consumers'
+            // parked long-polls so a fire is delivered now rather than at their max_wait_ms.
+            state.replica_manager.wake_all_fetches();
+        }
         let now_ms = state.clock.now_ms();
         let wait_ms = match pass.next_due {
             // More was due than one step fires: continue at once, after yielding.

@@ -138,3 +138,47 @@ async fn a_locked_data_dir_is_refused() {
     let again = support::embedded_in(dir.path()).await;
     again.shutdown().await.unwrap();
 }
+
+/// Graceful shutdown answers a parked long-poll at once instead of waiting out its
+/// `max_wait_ms`, and still finishes the in-flight request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_completes_parked_fetches() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::Decodable;
+    let broker = support::embedded().await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("parked");
+    support::create_topic(&bootstrap, &topic, 1, &[]).await;
+    let parked = tokio::task::spawn_blocking(move || {
+        let mut wire = crate::wire::Wire::connect(&bootstrap);
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(20_000)
+            .with_min_bytes(1)
+            .with_max_bytes(1_000)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(topic.into()))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1_000),
+                    ]),
+            ]);
+        let _ = wire.send(12, &request);
+        let mut frame = wire.read_frame().expect("the parked fetch is answered");
+        let _ = kafka_protocol::messages::ResponseHeader::decode(&mut frame, 1).unwrap();
+        FetchResponse::decode(&mut frame, 12).unwrap().responses[0].partitions[0].error_code
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = std::time::Instant::now();
+    broker.shutdown().await.unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(parked.await.unwrap(), 0);
+}

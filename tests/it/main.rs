@@ -4,11 +4,13 @@ mod support;
 mod wire;
 
 mod admin;
+mod cli;
 mod clients_python;
 mod compaction;
 mod durability;
 mod embedding;
 mod produce_fetch;
 mod protocol_bytes;
+mod protocol_props;
 mod regression;
 mod temporal;

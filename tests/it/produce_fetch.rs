@@ -165,7 +165,7 @@ async fn list_offsets_by_time() {
     broker.shutdown().await.unwrap();
 }
 
-/// A consumer parked in a long-poll (fetch.wait.max.ms = 3 s) gets a record produced later
+/// A consumer parked in a long-poll (fetch.wait.max.ms = 10 s) gets a record produced later
 /// well before its wait expires: appends wake fetches, nothing polls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn long_poll_is_woken_by_append() {
@@ -175,7 +175,7 @@ async fn long_poll_is_woken_by_append() {
     support::create_topic(&bootstrap, &topic, 1, &[]).await;
     let consumer = support::client_config(&bootstrap)
         .set("group.id", "kairos-tests")
-        .set("fetch.wait.max.ms", "3000")
+        .set("fetch.wait.max.ms", "10000")
         .set("fetch.min.bytes", "1")
         .set("enable.auto.commit", "false")
         .create::<rdkafka::consumer::BaseConsumer>()
@@ -192,10 +192,10 @@ async fn long_poll_is_woken_by_append() {
         )
         .await
         .unwrap();
-    let messages = support::consume(&consumer, 1, Duration::from_secs(3));
+    let messages = support::consume(&consumer, 1, Duration::from_secs(9));
     assert_eq!(messages.len(), 1);
     assert!(
-        sent.elapsed() < Duration::from_millis(1_500),
+        sent.elapsed() < Duration::from_secs(5),
         "took {:?}",
         sent.elapsed()
     );

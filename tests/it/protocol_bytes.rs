@@ -208,3 +208,26 @@ async fn connections_above_the_cap_wait_for_a_slot() {
     .unwrap();
     broker.shutdown().await.unwrap();
 }
+
+/// `connections.max.idle.ms`: a connection that sends nothing is closed, freeing its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_are_closed() {
+    let broker = kairos::Broker::builder()
+        .temp_dir()
+        .listener("127.0.0.1:0")
+        .config("connections.max.idle.ms", "200")
+        .start()
+        .await
+        .unwrap();
+    let address = broker.bootstrap_servers();
+    tokio::task::spawn_blocking(move || {
+        let mut idle = Wire::connect(&address);
+        assert_eq!(idle.call(3, &ApiVersionsRequest::default()).error_code, 0);
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        assert!(idle.is_closed(), "idle connection closed by the broker");
+        check_healthy(&address);
+    })
+    .await
+    .unwrap();
+    broker.shutdown().await.unwrap();
+}

@@ -152,6 +152,8 @@ pub(crate) fn consumer(bootstrap: &str) -> BaseConsumer {
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
         .set("enable.partition.eof", "false")
+        // Verify every fetched batch's CRC: stored bytes must be exactly what was validated.
+        .set("check.crcs", "true")
         .create()
         .expect("consumer")
 }

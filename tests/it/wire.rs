@@ -84,7 +84,6 @@ impl Wire {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 
-    #[allow(dead_code)]
     /// True when the broker closed the connection (EOF or reset) within the read timeout.
     pub(crate) fn is_closed(&mut self) -> bool {
         let mut byte = [0_u8; 1];
