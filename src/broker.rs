@@ -343,15 +343,14 @@ fn advertised(config: &BrokerConfig, local_addr: SocketAddr) -> (String, i32) {
 
 /// Periodic storage work: flush.ms deadlines, retention, checkpoints, idle producer expiry.
 async fn background_tasks(state: Arc<BrokerState>, mut shutdown: Shutdown) {
-    let mut flush = tokio::time::interval(Duration::from_millis(
-        state.config.log_flush_scheduler_interval_ms(),
-    ));
-    let mut retention = tokio::time::interval(Duration::from_millis(
-        state.config.log_retention_check_interval_ms(),
-    ));
-    let mut producer_expiration = tokio::time::interval(Duration::from_millis(
-        state.config.producer_id_expiration_check_interval_ms(),
-    ));
+    // Like Kafka's scheduler, the first run waits `log.initial.task.delay.ms`: retention at the
+    // very start would race the first requests of a broker that was just (re)started.
+    let first = tokio::time::Instant::now()
+        + Duration::from_millis(state.config.log_initial_task_delay_ms());
+    let every = |ms: u64| tokio::time::interval_at(first, Duration::from_millis(ms));
+    let mut flush = every(state.config.log_flush_scheduler_interval_ms());
+    let mut retention = every(state.config.log_retention_check_interval_ms());
+    let mut producer_expiration = every(state.config.producer_id_expiration_check_interval_ms());
     let expiration_ms = state.config.producer_id_expiration_ms();
     loop {
         let work: fn(&LogManager, i64) = tokio::select! {

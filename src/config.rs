@@ -307,6 +307,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How often each due index is written as a snapshot, bounding the log replayed after a crash.",
     ),
     def(
+        "log.initial.task.delay.ms",
+        Long,
+        Some("30000"),
+        0,
+        "Delay before the first retention, flush and producer-expiry runs after start.",
+    ),
+    def(
         "log.flush.scheduler.interval.ms",
         Long,
         Some("1000"),
@@ -555,6 +562,12 @@ impl BrokerConfig {
     #[must_use]
     pub fn log_retention_check_interval_ms(&self) -> u64 {
         u64::try_from(self.long("log.retention.check.interval.ms")).unwrap_or(300_000)
+    }
+
+    /// `log.initial.task.delay.ms`.
+    #[must_use]
+    pub fn log_initial_task_delay_ms(&self) -> u64 {
+        u64::try_from(self.long("log.initial.task.delay.ms")).unwrap_or(30_000)
     }
 
     /// `log.flush.scheduler.interval.ms`.
