@@ -468,7 +468,13 @@ impl Log {
         // A producer-state snapshot at every roll, as Kafka takes: after a crash, recovery
         // replays from here instead of from the log start, and idempotent producers keep their
         // sequences even when retention has since deleted the segments that held them.
-        crate::snapshot::write(self.fs.as_ref(), &self.dir, base_offset, &inner.producers)
+        crate::snapshot::write(
+            self.fs.as_ref(),
+            &self.dir,
+            base_offset,
+            &inner.producers,
+            crate::snapshot::Durability::Unsynced,
+        )
     }
 
     /// Fsyncs the directory if segments were created since its last fsync. Retention and
@@ -502,6 +508,11 @@ impl Log {
     /// offsets waited for).
     pub fn sync_to(&self, end_offset: i64, now_ms: i64) -> Result<()> {
         loop {
+            // Poison first: once a sync has failed the log answers every write, this one
+            // included, with LogDirOffline, even if an earlier flush happened to cover it.
+            if self.is_poisoned() {
+                return Err(self.offline());
+            }
             if self.recovery_point() >= end_offset {
                 return Ok(());
             }
@@ -840,6 +851,7 @@ impl Log {
             &self.dir,
             inner.next_offset,
             &inner.producers,
+            crate::snapshot::Durability::Synced,
         )
     }
 }

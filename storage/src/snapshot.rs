@@ -30,12 +30,25 @@ use crate::producer_state::{
 
 const VERSION: i16 = 1;
 
-/// Writes the snapshot for `offset` and deletes older ones.
+/// How a snapshot is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// tmp + fdatasync + rename + directory fsync (at clean close).
+    Synced,
+    /// tmp + rename, no fsync (at a roll). A snapshot is a cache: one lost or torn by a crash
+    /// fails its CRC and the loader falls back to the previous snapshot, which is kept, or to
+    /// replaying the log. Not syncing also keeps rolls, which happen inside appends, from
+    /// issuing an fsync that could race a failing group commit.
+    Unsynced,
+}
+
+/// Writes the snapshot for `offset` and deletes all but the previous one.
 pub(crate) fn write(
     fs: &dyn FileSystem,
     dir: &Path,
     offset: i64,
     state: &ProducerStateManager,
+    durability: Durability,
 ) -> Result<()> {
     let mut body = Vec::new();
     body.extend_from_slice(&i32::try_from(state.len()).unwrap_or(i32::MAX).to_be_bytes());
@@ -57,17 +70,35 @@ pub(crate) fn write(
     let mut out = VERSION.to_be_bytes().to_vec();
     out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
     out.extend_from_slice(&body);
-    fs::write_atomically(
-        fs,
-        &file_names::file_path(dir, offset, SNAPSHOT_SUFFIX),
-        &out,
-    )?;
-    for (old, path) in list(fs, dir)? {
-        if old < offset {
-            let _ = fs.remove_file(&path);
-        }
+    let path = file_names::file_path(dir, offset, SNAPSHOT_SUFFIX);
+    match durability {
+        Durability::Synced => fs::write_atomically(fs, &path, &out)?,
+        Durability::Unsynced => write_unsynced(fs, &path, &out)?,
+    }
+    let older: Vec<_> = list(fs, dir)?
+        .into_iter()
+        .filter(|(o, _)| *o < offset)
+        .collect();
+    for (_, path) in older.iter().rev().skip(1) {
+        let _ = fs.remove_file(path);
     }
     Ok(())
+}
+
+fn write_unsynced(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(file_names::TMP_SUFFIX);
+    let tmp = path.with_file_name(name);
+    let file = fs
+        .open(&tmp, true)
+        .map_err(|e| Error::io("open", &tmp, e))?;
+    file.set_len(0)
+        .map_err(|e| Error::io("truncate", &tmp, e))?;
+    file.write_all_at(bytes, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    drop(file);
+    fs.rename(&tmp, path)
+        .map_err(|e| Error::io("rename", path, e))
 }
 
 /// Snapshot files in `dir` as `(offset, path)`, oldest first.
