@@ -25,9 +25,15 @@
 //! time does.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use hashbrown::HashTable;
+
+mod near;
+mod slot;
+
+use near::Near;
+use slot::Slot;
 
 /// Width of a far bucket: about 70 minutes. A year of uniformly spread entities fills ~7,500
 /// buckets, so per-bucket overhead is negligible next to 4 B per entry.
@@ -92,65 +98,6 @@ pub struct SnapshotEntry {
     pub fired_ms: i64,
 }
 
-/// One entity, packed into 32 bytes: offsets and due times fit 48 bits (offsets to 2.8e14,
-/// times past the year 10000), leaving room for the 16-bit hash check and the field index.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    hash: u64,
-    /// Pending due time, or [`NO_DUE`] when nothing is queued.
-    due_ms: i64,
-    /// Offset of the latest indexed version (low 48 bits) and the hash check (high 16).
-    offset_word: u64,
-    /// Last due time that fired (low 48 bits, all ones for none) and the field index (top 8).
-    fired_word: u64,
-}
-
-const MASK48: u64 = (1 << 48) - 1;
-
-impl Slot {
-    fn new(id: EntityId, due_ms: i64, offset: i64, fired_ms: i64) -> Self {
-        let mut slot = Self {
-            hash: id.hash,
-            due_ms,
-            offset_word: u64::from(id.check) << 48,
-            fired_word: u64::from(id.field) << 56,
-        };
-        slot.set_offset(offset);
-        slot.set_fired(fired_ms);
-        slot
-    }
-    fn id(&self) -> EntityId {
-        EntityId {
-            hash: self.hash,
-            check: (self.offset_word >> 48) as u16,
-            field: (self.fired_word >> 56) as u8,
-        }
-    }
-    fn offset(&self) -> i64 {
-        i64::try_from(self.offset_word & MASK48).unwrap_or(i64::MAX)
-    }
-    fn set_offset(&mut self, offset: i64) {
-        debug_assert!(
-            (0..=MASK48 as i64).contains(&offset),
-            "offset {offset} fits 48 bits"
-        );
-        let offset = u64::try_from(offset).unwrap_or(0) & MASK48;
-        self.offset_word = (self.offset_word & !MASK48) | offset;
-    }
-    fn fired_ms(&self) -> i64 {
-        match self.fired_word & MASK48 {
-            MASK48 => NO_DUE,
-            ms => i64::try_from(ms).unwrap_or(NO_DUE),
-        }
-    }
-    fn set_fired(&mut self, fired_ms: i64) {
-        let bits = u64::try_from(fired_ms).map_or(MASK48, |ms| ms.min(MASK48 - 1));
-        self.fired_word = (self.fired_word & !MASK48) | bits;
-    }
-}
-
-const _: () = assert!(std::mem::size_of::<Slot>() == 32);
-
 /// A due entry handed to the fire path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueEntry {
@@ -191,46 +138,6 @@ pub enum Upsert {
     Refreshed,
     /// This due time already fired for the entity: nothing is queued.
     AlreadyFired,
-}
-
-/// Entries due before `near_until_ms`: a sorted run from a promoted bucket plus a heap of
-/// entries inserted into the window afterwards.
-#[derive(Debug, Default)]
-struct Near {
-    run: VecDeque<(i64, u32)>,
-    heap: BinaryHeap<Reverse<(i64, u32)>>,
-}
-
-impl Near {
-    fn push(&mut self, entry: (i64, u32)) {
-        self.heap.push(Reverse(entry));
-    }
-    fn peek(&self) -> Option<(i64, u32)> {
-        match (self.run.front(), self.heap.peek()) {
-            (Some(&r), Some(&Reverse(h))) => Some(r.min(h)),
-            (Some(&r), None) => Some(r),
-            (None, Some(&Reverse(h))) => Some(h),
-            (None, None) => None,
-        }
-    }
-    fn pop(&mut self) -> Option<(i64, u32)> {
-        let head = self.peek()?;
-        if self.run.front() == Some(&head) {
-            self.run.pop_front()
-        } else {
-            self.heap.pop().map(|Reverse(e)| e)
-        }
-    }
-    fn is_empty(&self) -> bool {
-        self.run.is_empty() && self.heap.is_empty()
-    }
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.run.len() + self.heap.len()
-    }
-    fn capacity_bytes(&self) -> usize {
-        (self.run.capacity() + self.heap.capacity()) * std::mem::size_of::<(i64, u32)>()
-    }
 }
 
 /// See the module docs.
