@@ -74,9 +74,11 @@ fuzz_target!(|data: &[u8]| {
     // The broker survived: a fresh connection still gets ApiVersions v0 answered.
     let mut check = TcpStream::connect(&live.address).expect("broker still accepts");
     let _ = check.set_read_timeout(Some(Duration::from_secs(5)));
+    // ApiVersions v0 (request header v1: api key 18, version 0, correlation id 1, null client id).
     check
-        .write_all(&[0, 0, 0, 8, 0, 18, 0, 0, 0, 0, 0, 1])
+        .write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
         .expect("write ApiVersions");
-    let mut size = [0_u8; 4];
-    check.read_exact(&mut size).expect("broker still answers");
+    let mut head = [0_u8; 8];
+    check.read_exact(&mut head).expect("broker still answers");
+    assert_eq!(head[4..], [0, 0, 0, 1], "the answer carries the correlation id");
 });
