@@ -32,6 +32,8 @@ pub struct Metrics {
     log_size_bytes: Family<Labels, Gauge>,
     /// The due index's metrics, shared with its service.
     pub due: crate::temporal::metrics::DueMetrics,
+    /// The log cleaner's metrics.
+    pub cleaner: crate::replica::cleaner_metrics::CleanerMetrics,
 }
 
 impl Default for Metrics {
@@ -88,8 +90,10 @@ impl Metrics {
             log_size_bytes.clone(),
         );
         let due = crate::temporal::metrics::DueMetrics::register(&mut registry);
+        let cleaner = crate::replica::cleaner_metrics::CleanerMetrics::register(&mut registry);
         Metrics {
             due,
+            cleaner,
             registry,
             requests,
             request_seconds,

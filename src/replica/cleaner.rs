@@ -25,6 +25,7 @@ pub async fn run(state: Arc<BrokerState>, mut shutdown: Shutdown) {
         let now_ms = state.clock.now_ms();
         let buffer = state.config.log_cleaner_dedupe_buffer_size();
         let mut owned = cleaner.take();
+        let stopwatch = crate::clock::Stopwatch::start();
         let pass = tokio::task::spawn_blocking(move || {
             // Only a compacted log needs the offset map; allocating it earlier would make an idle
             // broker without compacted topics resident at the size of the dedupe buffer.
@@ -44,6 +45,11 @@ pub async fn run(state: Arc<BrokerState>, mut shutdown: Shutdown) {
         let cleaned = match pass {
             Ok((owned, Ok(Some((tp, stats))))) => {
                 cleaner = owned;
+                let seconds = stopwatch.elapsed().as_secs_f64();
+                state
+                    .metrics
+                    .cleaner
+                    .record_pass(&tp.topic, tp.partition, &stats, seconds);
                 tracing::info!(
                     %tp,
                     bytes_read = stats.bytes_read,

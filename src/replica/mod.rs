@@ -2,6 +2,7 @@
 //! Fetch, ListOffsets and DeleteRecords.
 
 pub mod cleaner;
+pub mod cleaner_metrics;
 pub mod delayed_fetch;
 pub mod manager;
 pub mod offsets;

@@ -20,6 +20,7 @@ async fn a_consumer_from_the_beginning_sees_the_latest_record_per_key_after_clea
         .temp_dir()
         .listener("127.0.0.1:0")
         .config("log.cleaner.backoff.ms", "50")
+        .config("kairos.metrics.listener", "127.0.0.1:0")
         .start()
         .await
         .unwrap();
@@ -87,5 +88,24 @@ async fn a_consumer_from_the_beginning_sees_the_latest_record_per_key_after_clea
         let last = i64::try_from(RECORDS - KEYS + k).unwrap();
         assert_eq!(*offset, last, "{key} ends at its latest write");
     }
+    // The passes show in the cleaner metrics, labelled by log.
+    let metrics = support::http_get(broker.metrics_addr().unwrap(), "/metrics").await;
+    let labels = format!("{{topic=\"{topic}\",partition=\"0\"}}");
+    for name in [
+        "kairos_cleaner_bytes_read_total",
+        "kairos_cleaner_bytes_written_total",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{labels}")))
+            .unwrap_or_else(|| panic!("{name} missing in\n{metrics}"));
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value > 0.0, "{line}");
+    }
+    assert!(
+        metrics.contains("kairos_cleaner_pass_seconds_count"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("kairos_cleaner_dirty_ratio{labels}")));
     broker.shutdown().await.unwrap();
 }
