@@ -1,0 +1,5 @@
+//! The group coordinator: consumer groups (the classic protocol and KIP-848) and their
+//! committed offsets, persisted in the compacted internal topic `__consumer_offsets`.
+
+pub mod codec;
+pub mod record;
