@@ -4,4 +4,10 @@
 pub mod classic;
 pub mod codec;
 pub mod consumer_protocol;
+pub mod coordinator;
+pub mod offsets;
+pub mod offsets_topic;
 pub mod record;
+pub mod timer;
+
+pub use coordinator::GroupCoordinator;
