@@ -53,7 +53,7 @@ pub async fn handle(
         }
         RequestKind::OffsetFetch(req) => ready(group::offset_fetch::handle(state, ctx, req).await),
         RequestKind::OffsetDelete(req) => ready(group::offset_delete::handle(state, req).await),
-        RequestKind::ListGroups(req) => ready(group::list_groups::handle(state, req).await),
+        RequestKind::ListGroups(req) => ready(group::list_groups::handle(state, ctx, req).await),
         RequestKind::DescribeGroups(req) => {
             ready(group::describe_groups::handle(state, ctx, req).await)
         }

@@ -301,6 +301,17 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsRequest::default().into(),
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
+            ApiKey::FindCoordinator => FindCoordinatorRequest::default().into(),
+            ApiKey::JoinGroup => JoinGroupRequest::default().into(),
+            ApiKey::SyncGroup => SyncGroupRequest::default().into(),
+            ApiKey::Heartbeat => HeartbeatRequest::default().into(),
+            ApiKey::LeaveGroup => LeaveGroupRequest::default().into(),
+            ApiKey::OffsetCommit => OffsetCommitRequest::default().into(),
+            ApiKey::OffsetFetch => OffsetFetchRequest::default().into(),
+            ApiKey::OffsetDelete => OffsetDeleteRequest::default().into(),
+            ApiKey::ListGroups => ListGroupsRequest::default().into(),
+            ApiKey::DescribeGroups => DescribeGroupsRequest::default().into(),
+            ApiKey::DeleteGroups => DeleteGroupsRequest::default().into(),
             other => panic!("{other:?}"),
         }
     }

@@ -68,7 +68,12 @@ fn describe(group_id: GroupId, group: Option<&Group>, version: i16) -> Described
         .map(|m| {
             let member = DescribedGroupMember::default()
                 .with_member_id(str_bytes(&m.member_id))
-                .with_group_instance_id(m.group_instance_id.as_deref().map(str_bytes))
+                .with_group_instance_id(
+                    m.group_instance_id
+                        .as_deref()
+                        .filter(|_| version >= 4)
+                        .map(str_bytes),
+                )
                 .with_client_id(str_bytes(&m.client_id))
                 .with_client_host(str_bytes(&m.client_host));
             // Kafka shows metadata and assignments only in Stable: otherwise they are in flux.

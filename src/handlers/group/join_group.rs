@@ -42,6 +42,10 @@ pub async fn handle(
     };
     let member_id = join.member_id.clone();
     let receiver = on_coordinator(state, None, move |c| Some(c.join_group(&group_id, join))).await;
+    // Before v7 the protocol name is not nullable (an error answer carries "") and the protocol
+    // type is not sent; instance ids exist from v5.
+    let nullable_protocol = version >= 7;
+    let with_instance_ids = version >= 5;
     Reply::Later(Box::pin(async move {
         let result = match receiver {
             Some(receiver) => receiver.await.unwrap_or_else(|_| {
@@ -51,16 +55,32 @@ pub async fn handle(
             }),
             None => JoinResult::error(ResponseError::UnknownServerError.code(), &member_id),
         };
-        Ok(Some(response(result).into()))
+        Ok(Some(
+            response(result, nullable_protocol, with_instance_ids).into(),
+        ))
     }))
 }
 
-fn response(result: JoinResult) -> JoinGroupResponse {
+fn response(
+    result: JoinResult,
+    nullable_protocol: bool,
+    with_instance_ids: bool,
+) -> JoinGroupResponse {
+    let protocol_name = match result.protocol_name.as_deref() {
+        None if !nullable_protocol => Some(""),
+        name => name,
+    };
     JoinGroupResponse::default()
         .with_error_code(result.error)
         .with_generation_id(result.generation_id)
-        .with_protocol_type(result.protocol_type.as_deref().map(str_bytes))
-        .with_protocol_name(result.protocol_name.as_deref().map(str_bytes))
+        .with_protocol_type(
+            result
+                .protocol_type
+                .as_deref()
+                .filter(|_| nullable_protocol)
+                .map(str_bytes),
+        )
+        .with_protocol_name(protocol_name.map(str_bytes))
         .with_leader(str_bytes(&result.leader))
         .with_skip_assignment(result.skip_assignment)
         .with_member_id(str_bytes(&result.member_id))
@@ -71,7 +91,12 @@ fn response(result: JoinResult) -> JoinGroupResponse {
                 .map(|m| {
                     JoinGroupResponseMember::default()
                         .with_member_id(str_bytes(&m.member_id))
-                        .with_group_instance_id(m.group_instance_id.as_deref().map(str_bytes))
+                        .with_group_instance_id(
+                            m.group_instance_id
+                                .as_deref()
+                                .filter(|_| with_instance_ids)
+                                .map(str_bytes),
+                        )
                         .with_metadata(m.metadata)
                 })
                 .collect(),

@@ -9,9 +9,16 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use super::on_coordinator;
 use crate::broker::BrokerState;
 use crate::handlers::str_bytes;
+use crate::protocol::RequestContext;
 
 /// Lists the groups that pass the filters.
-pub async fn handle(state: &Arc<BrokerState>, request: ListGroupsRequest) -> ListGroupsResponse {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: &RequestContext,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    // States are answered from v4, types from v5.
+    let version = ctx.api_version;
     let states: Vec<String> = request
         .states_filter
         .iter()
@@ -35,8 +42,8 @@ pub async fn handle(state: &Arc<BrokerState>, request: ListGroupsRequest) -> Lis
                     ListedGroup::default()
                         .with_group_id(GroupId(str_bytes(&g.group_id)))
                         .with_protocol_type(str_bytes(&g.protocol_type))
-                        .with_group_state(str_bytes(&g.state))
-                        .with_group_type(str_bytes(&g.group_type))
+                        .with_group_state(str_bytes(if version >= 4 { &g.state } else { "" }))
+                        .with_group_type(str_bytes(if version >= 5 { &g.group_type } else { "" }))
                 })
                 .collect(),
         ),

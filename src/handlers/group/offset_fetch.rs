@@ -56,6 +56,7 @@ pub async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
+    let requested = topics.clone();
     let fetched = fetch(
         state,
         request.group_id.0.to_string(),
@@ -65,6 +66,29 @@ pub async fn handle(
     )
     .await;
     match fetched {
+        // v1 has no group-level error: it goes into every requested partition.
+        Err(error) if ctx.api_version < 2 => OffsetFetchResponse::default().with_topics(
+            requested
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(str_bytes(&topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_metadata(Some(str_bytes("")))
+                                        .with_error_code(error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
         Err(error) => OffsetFetchResponse::default().with_error_code(error.code()),
         Ok(offsets) => OffsetFetchResponse::default().with_topics(
             group_by_topic(offsets.into_iter().map(|(t, p, v)| (t, (p, v))).collect())
@@ -80,7 +104,11 @@ pub async fn handle(
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(p)
                                         .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(epoch)
+                                        .with_committed_leader_epoch(if ctx.api_version >= 5 {
+                                            epoch
+                                        } else {
+                                            -1
+                                        })
                                         .with_metadata(Some(str_bytes(metadata)))
                                 })
                                 .collect(),

@@ -14,7 +14,7 @@ use crate::protocol::{Reply, RequestContext};
 /// Delivers (or waits for) the member's assignment.
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: SyncGroupRequest,
 ) -> Reply {
     let group_id = request.group_id.0.to_string();
@@ -40,6 +40,8 @@ pub async fn handle(
         ))
     })
     .await;
+    // The protocol type and name are answered from v5.
+    let with_protocol = ctx.api_version >= 5;
     Reply::Later(Box::pin(async move {
         let result = match receiver {
             Some(receiver) => receiver.await.unwrap_or_else(|_| {
@@ -50,8 +52,20 @@ pub async fn handle(
         Ok(Some(
             SyncGroupResponse::default()
                 .with_error_code(result.error)
-                .with_protocol_type(result.protocol_type.as_deref().map(str_bytes))
-                .with_protocol_name(result.protocol_name.as_deref().map(str_bytes))
+                .with_protocol_type(
+                    result
+                        .protocol_type
+                        .as_deref()
+                        .filter(|_| with_protocol)
+                        .map(str_bytes),
+                )
+                .with_protocol_name(
+                    result
+                        .protocol_name
+                        .as_deref()
+                        .filter(|_| with_protocol)
+                        .map(str_bytes),
+                )
                 .with_assignment(result.assignment)
                 .into(),
         ))
