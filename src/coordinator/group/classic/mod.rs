@@ -468,7 +468,10 @@ impl ClassicGroup {
             // The assignment being computed is stale: tell the members that wait for it.
             for member in self.members.values_mut() {
                 member.assignment = Bytes::new();
-                member.answer_sync(SyncResult::error(code(ResponseError::RebalanceInProgress)));
+                member.answer_sync_and_touch(
+                    SyncResult::error(code(ResponseError::RebalanceInProgress)),
+                    now_ms,
+                );
             }
         }
         self.pending_sync.clear();
@@ -706,7 +709,7 @@ impl ClassicGroup {
         for member_id in ids {
             let result = self.sync_result_for(&member_id);
             if let Some(member) = self.members.get_mut(&member_id) {
-                member.answer_sync(result);
+                member.answer_sync_and_touch(result, now_ms);
             }
         }
     }

@@ -700,6 +700,56 @@ fn members_parked_in_join_or_sync_do_not_expire() {
     assert_eq!(answered(&mut follower_sync).assignment, bytes("f"));
 }
 
+#[test]
+fn a_session_restarts_when_a_parked_sync_is_answered() {
+    // The follower parks its SyncGroup and cannot heartbeat while it waits; the leader takes
+    // longer than a session to assign. Kafka's `propagateAssignment` restarts the follower's
+    // session when it answers, so the follower is not expired the moment it gets its assignment.
+    let mut h = Harness::with_initial_delay(INITIAL_DELAY_MS);
+    let results = h.form(&["a", "b"]);
+    let (leader, follower) = leader_and_follower(&results);
+    let (leader, follower) = (leader.member_id.clone(), follower.member_id.clone());
+    let generation = results[0].generation_id;
+    let mut follower_sync = h.sync(&follower, generation, &[]);
+    for _ in 0..3 {
+        h.advance(i64::from(SESSION_MS) / 2);
+        assert_eq!(h.heartbeat(&leader, generation), Ok(()));
+    }
+    let mut leader_sync = h.sync(&leader, generation, &[(&follower, "f")]);
+    assert_eq!(answered(&mut leader_sync).error, NONE);
+    assert_eq!(answered(&mut follower_sync).assignment, bytes("f"));
+
+    h.advance(i64::from(SESSION_MS) - 1);
+    assert_eq!(h.heartbeat(&follower, generation), Ok(()));
+    assert_eq!(h.state(), ClassicGroupState::Stable);
+}
+
+#[test]
+fn a_session_restarts_when_a_parked_sync_is_told_to_rejoin() {
+    // As above, but the answer is REBALANCE_IN_PROGRESS: the follower gets a whole session to
+    // rejoin rather than being expired for the time it spent parked.
+    let mut h = Harness::with_initial_delay(INITIAL_DELAY_MS);
+    let results = h.form(&["a", "b"]);
+    let (leader, follower) = leader_and_follower(&results);
+    let (leader, follower) = (leader.member_id.clone(), follower.member_id.clone());
+    let generation = results[0].generation_id;
+    let mut follower_sync = h.sync(&follower, generation, &[]);
+    for _ in 0..3 {
+        h.advance(i64::from(SESSION_MS) / 2);
+        assert_eq!(h.heartbeat(&leader, generation), Ok(()));
+    }
+    let _new_member = h.join(member("c"));
+    assert_eq!(
+        answered(&mut follower_sync).error,
+        code(ResponseError::RebalanceInProgress)
+    );
+
+    h.advance(1);
+    assert!(h.member_ids().contains(&follower));
+    let mut b_join = h.join(rejoin("b", &follower));
+    assert_parked(&mut b_join);
+}
+
 // ---- Rebalance of a Stable group -----------------------------------------------------------
 
 #[test]
