@@ -390,13 +390,20 @@ impl ClassicGroup {
         }
         let _ = self.members.insert(new_member_id.clone(), member);
         match self.state {
-            ClassicGroupState::Stable
-                if !protocols_changed && (!was_leader || request.supports_skip_assignment) =>
-            {
+            ClassicGroupState::Stable if !protocols_changed => {
                 // KIP-345: a static member that comes back within its session timeout keeps its
                 // assignment, and the group does not rebalance.
                 self.dirty = true;
-                let result = self.join_result_for(&new_member_id, was_leader);
+                let skip_assignment = was_leader && request.supports_skip_assignment;
+                let mut result = self.join_result_for(&new_member_id, skip_assignment);
+                if was_leader && !skip_assignment {
+                    // Before v9 a leader cannot be told to skip the assignment. Kafka answers
+                    // with the old leader id (and no members): the client sees itself as a
+                    // follower, computes no assignment that a Stable group would not propagate,
+                    // and syncs for the one it has. The group's leader is the new id all the same.
+                    result.leader = old_member_id.to_owned();
+                    result.members.clear();
+                }
                 let _ = responder.send(result);
             }
             ClassicGroupState::PreparingRebalance => {
@@ -407,7 +414,7 @@ impl ClassicGroup {
             }
             _ => {
                 // CompletingRebalance: the leader may be assigning to the old id; Stable with
-                // new protocols or a leader that cannot skip the assignment: rebalance.
+                // new protocols: rebalance.
                 if let Some(member) = self.members.get_mut(&new_member_id) {
                     member.awaiting_join = Some(responder);
                 }

@@ -1070,6 +1070,39 @@ fn static_leader_rejoining_at_v9_skips_the_assignment() {
 }
 
 #[test]
+fn static_leader_rejoining_before_v9_keeps_its_assignment_as_a_follower() {
+    // Kafka's updateStaticMemberThenRebalanceOrCompleteJoin: in a Stable group whose protocol
+    // does not change, a static leader that cannot skip the assignment (JoinGroup < v9) is told
+    // the old leader id, so it acts as a follower and syncs for its current assignment. No
+    // rebalance.
+    let mut h = Harness::with_initial_delay(INITIAL_DELAY_MS);
+    let (leader, _, follower_client) = stable_static_group(&mut h);
+    let leader_client = if follower_client == "a" { "b" } else { "a" };
+    let generation = leader.generation_id;
+
+    let rejoined = h.join_now(static_member(leader_client));
+    assert_eq!(rejoined.error, NONE);
+    assert_ne!(rejoined.member_id, leader.member_id);
+    assert_eq!(rejoined.generation_id, generation);
+    assert_eq!(rejoined.leader, leader.member_id);
+    assert!(!rejoined.skip_assignment);
+    assert!(rejoined.members.is_empty());
+    assert_eq!(h.state(), ClassicGroupState::Stable);
+    assert_eq!(
+        h.group.to_record().leader.as_deref(),
+        Some(rejoined.member_id.as_str())
+    );
+
+    let mut sync = h.sync_full(
+        &rejoined.member_id,
+        Some(&instance_id(leader_client)),
+        generation,
+        Vec::new(),
+    );
+    assert_eq!(answered(&mut sync).assignment, bytes("to-leader"));
+}
+
+#[test]
 fn a_static_member_replaced_while_parked_is_fenced() {
     let mut h = Harness::with_initial_delay(INITIAL_DELAY_MS);
     let (_, follower, client) = stable_static_group(&mut h);
