@@ -144,12 +144,17 @@ impl Harness {
     /// Members `clients` join an empty group during the initial delay, which then completes:
     /// returns their join answers in `clients` order (the group is CompletingRebalance).
     fn form(&mut self, clients: &[&str]) -> Vec<JoinResult> {
+        self.form_with(clients.iter().map(|c| member(c)).collect())
+    }
+
+    /// Like [`Harness::form`], with these join requests.
+    fn form_with(&mut self, requests: Vec<JoinRequest>) -> Vec<JoinResult> {
         assert_eq!(self.state(), ClassicGroupState::Empty);
         assert!(
             self.config.initial_rebalance_delay_ms > 0,
             "form() needs the initial delay to gather all members in one generation"
         );
-        let mut receivers: Vec<_> = clients.iter().map(|c| self.join(member(c))).collect();
+        let mut receivers: Vec<_> = requests.into_iter().map(|r| self.join(r)).collect();
         for receiver in &mut receivers {
             assert_parked(receiver);
         }
@@ -165,7 +170,12 @@ impl Harness {
     /// Like [`Harness::form`], then every member syncs and the leader gives each member the
     /// assignment `for-<member id>`: the group is Stable.
     fn form_stable(&mut self, clients: &[&str]) -> Vec<JoinResult> {
-        let results = self.form(clients);
+        self.form_stable_with(clients.iter().map(|c| member(c)).collect())
+    }
+
+    /// Like [`Harness::form_stable`], with these join requests.
+    fn form_stable_with(&mut self, requests: Vec<JoinRequest>) -> Vec<JoinResult> {
+        let results = self.form_with(requests);
         let generation = results[0].generation_id;
         let leader = results[0].leader.clone();
         let mut follower_syncs = Vec::new();
@@ -1301,6 +1311,8 @@ fn the_group_is_dirty_after_a_completed_sync_and_after_it_empties() {
 #[derive(Debug)]
 struct Client {
     name: String,
+    /// `group.instance.id` of a static client.
+    instance_id: Option<String>,
     member_id: String,
     generation_id: i32,
     join: Option<Receiver<JoinResult>>,
@@ -1308,8 +1320,9 @@ struct Client {
 }
 
 impl Client {
-    fn new(name: String) -> Client {
+    fn new(name: String, is_static: bool) -> Client {
         Client {
+            instance_id: is_static.then(|| instance_id(&name)),
             name,
             member_id: String::new(),
             generation_id: -1,
@@ -1321,6 +1334,7 @@ impl Client {
     fn send_join(&mut self, h: &mut Harness) {
         self.join = Some(h.join(JoinRequest {
             require_known_member_id: true,
+            group_instance_id: self.instance_id.clone(),
             ..rejoin(&self.name, &self.member_id)
         }));
     }
@@ -1346,8 +1360,12 @@ impl Client {
                     .iter()
                     .map(|m| (m.member_id.clone(), bytes(&assignment_for(&m.member_id))))
                     .collect();
-                self.sync =
-                    Some(h.sync_full(&self.member_id, None, self.generation_id, assignments));
+                self.sync = Some(h.sync_full(
+                    &self.member_id,
+                    self.instance_id.as_deref(),
+                    self.generation_id,
+                    assignments,
+                ));
             } else {
                 // MEMBER_ID_REQUIRED hands out an id; other errors mean start over.
                 self.member_id = result.member_id;
@@ -1374,7 +1392,11 @@ impl Client {
             self.send_join(h);
             return true;
         }
-        match h.heartbeat(&self.member_id, self.generation_id) {
+        let instance_id = self.instance_id.as_deref();
+        match h
+            .group
+            .heartbeat(&self.member_id, instance_id, self.generation_id, h.now_ms)
+        {
             Ok(()) => false,
             Err(ResponseError::RebalanceInProgress) => {
                 self.send_join(h);
@@ -1386,6 +1408,15 @@ impl Client {
                 true
             }
         }
+    }
+
+    /// Leaves the group, if it knows its member id; abandons whatever it waits for.
+    fn leave(&mut self, h: &mut Harness) -> Result<String, ResponseError> {
+        let left = h
+            .group
+            .leave(&self.member_id, self.instance_id.as_deref(), h.now_ms);
+        self.member_id.clear();
+        left
     }
 
     fn is_parked(&self) -> bool {
@@ -1412,22 +1443,24 @@ fn two_hundred_members_joining_and_leaving_leave_no_stuck_state() {
     let mut h = Harness::new();
     let mut clients: Vec<Client> = Vec::new();
     for i in 0..200 {
-        let mut client = Client::new(format!("c{i}"));
+        let mut client = Client::new(format!("c{i}"), false);
         client.send_join(&mut h);
         clients.push(client);
         settle(&mut h, &mut clients);
         // Every third member leaves again, the oldest first.
         if i % 3 == 2 {
-            let leaving = clients.remove(0);
-            assert_eq!(h.leave(&leaving.member_id), Ok(leaving.member_id.clone()));
+            let mut leaving = clients.remove(0);
+            let member_id = leaving.member_id.clone();
+            assert_eq!(leaving.leave(&mut h), Ok(member_id));
             settle(&mut h, &mut clients);
         }
         assert_eq!(h.state(), ClassicGroupState::Stable, "after member {i}");
         assert_eq!(h.member_ids().len(), clients.len());
         assert!(clients.iter().all(|c| !c.is_parked()));
     }
-    while let Some(leaving) = clients.pop() {
-        assert_eq!(h.leave(&leaving.member_id), Ok(leaving.member_id.clone()));
+    while let Some(mut leaving) = clients.pop() {
+        let member_id = leaving.member_id.clone();
+        assert_eq!(leaving.leave(&mut h), Ok(member_id));
         settle(&mut h, &mut clients);
         let expected = if clients.is_empty() {
             ClassicGroupState::Empty
@@ -1443,8 +1476,8 @@ fn two_hundred_members_joining_and_leaving_leave_no_stuck_state() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A new client starts joining.
-    Join,
+    /// A new client starts joining; static (KIP-345) if true.
+    Join(bool),
     /// Client `n` (modulo the number of clients) leaves cleanly.
     Leave(usize),
     /// Client `n` crashes: it stops talking and its parked requests are abandoned.
@@ -1457,7 +1490,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => Just(Op::Join),
+        3 => any::<bool>().prop_map(Op::Join),
         1 => any::<usize>().prop_map(Op::Leave),
         1 => any::<usize>().prop_map(Op::Crash),
         2 => (0i64..40_000).prop_map(Op::Advance),
@@ -1482,19 +1515,17 @@ proptest! {
         let mut next_name = 0;
         for op in ops {
             match op {
-                Op::Join => {
-                    let mut client = Client::new(format!("c{next_name}"));
+                Op::Join(is_static) => {
+                    let mut client = Client::new(format!("c{next_name}"), is_static);
                     next_name += 1;
                     client.send_join(&mut h);
                     clients.push(client);
                 }
                 Op::Leave(n) if !clients.is_empty() => {
                     let mut leaving = clients.remove(n % clients.len());
-                    // A client that never learned its id has nothing to leave.
-                    if !leaving.member_id.is_empty() {
-                        let _ = h.leave(&leaving.member_id);
-                    }
-                    leaving.member_id.clear();
+                    // A client may not know its id yet, or may have been expired: either way
+                    // there may be nothing to leave.
+                    let _ = leaving.leave(&mut h);
                     abandoned.push(leaving);
                 }
                 Op::Crash(n) if !clients.is_empty() => {
@@ -1516,10 +1547,7 @@ proptest! {
         // Everyone still around leaves; then the timers expire whatever the crashed left behind.
         settle(&mut h, &mut clients);
         for mut client in clients.drain(..) {
-            if !client.member_id.is_empty() {
-                let _ = h.leave(&client.member_id);
-            }
-            client.member_id.clear();
+            let _ = client.leave(&mut h);
             abandoned.push(client);
         }
         for _ in 0..100 {
