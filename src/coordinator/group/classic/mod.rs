@@ -527,14 +527,29 @@ impl ClassicGroup {
     fn complete_join(&mut self, now_ms: i64) {
         self.join_deadline_ms = None;
         self.initial_join_limit_ms = None;
+        // Kafka removes the dynamic members that did not rejoin. Static members (KIP-345) keep
+        // their place and their share of the assignment; their session timeout removes them if
+        // they are really gone.
         let not_joined: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.awaiting_join.is_none())
+            .filter(|m| m.awaiting_join.is_none() && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for member_id in not_joined {
             self.remove_member(&member_id);
+        }
+        if !self.elect_joined_leader() && !self.members.is_empty() {
+            // Kafka: "could not complete rebalance because no members rejoined". Wait another
+            // rebalance timeout while the static members' sessions run out.
+            let rebalance_timeout = self
+                .members
+                .values()
+                .map(|m| m.rebalance_timeout_ms)
+                .max()
+                .unwrap_or(0);
+            self.join_deadline_ms = Some(now_ms.saturating_add(i64::from(rebalance_timeout)));
+            return;
         }
         self.generation_id = self.generation_id.wrapping_add(1);
         if self.members.is_empty() {
@@ -545,13 +560,6 @@ impl ClassicGroup {
             return;
         }
         self.protocol_name = self.select_protocol();
-        if self
-            .leader
-            .as_ref()
-            .is_none_or(|leader| !self.members.contains_key(leader))
-        {
-            self.leader = self.members.keys().next().cloned();
-        }
         self.transition(ClassicGroupState::CompletingRebalance, now_ms);
         let ids: Vec<String> = self.members.keys().cloned().collect();
         let mut rebalance_timeout = 0;
@@ -567,6 +575,24 @@ impl ClassicGroup {
         // Members that never send SyncGroup are removed after the rebalance timeout, so one
         // stuck member cannot hold the group in CompletingRebalance.
         self.sync_deadline_ms = Some(now_ms.saturating_add(i64::from(rebalance_timeout)));
+    }
+
+    /// Kafka's `maybeElectNewJoinedLeader`: the leader must be a member that rejoined; if it did
+    /// not, any member that did takes over. False if no member rejoined.
+    fn elect_joined_leader(&mut self) -> bool {
+        let joined = |m: &ClassicMember| m.awaiting_join.is_some();
+        if let Some(leader) = &self.leader
+            && self.members.get(leader).is_some_and(joined)
+        {
+            return true;
+        }
+        match self.members.values().find(|m| joined(m)) {
+            Some(member) => {
+                self.leader = Some(member.member_id.clone());
+                true
+            }
+            None => false,
+        }
     }
 
     fn join_result_for(&self, member_id: &str, skip_assignment: bool) -> JoinResult {

@@ -1134,6 +1134,98 @@ fn a_static_member_replaced_while_parked_is_fenced() {
     assert_parked(&mut rebalance);
 }
 
+/// A static member with a session longer than the rebalance timeout, as static members
+/// usually have: it can miss a whole rebalance without being expired.
+fn long_lived_static_member(client: &str) -> JoinRequest {
+    JoinRequest {
+        session_timeout_ms: 2 * REBALANCE_MS,
+        ..static_member(client)
+    }
+}
+
+#[test]
+fn a_static_member_that_does_not_rejoin_keeps_its_place_at_the_join_deadline() {
+    // Kafka's completeClassicGroupJoin removes only the dynamic members that did not rejoin
+    // (`notYetRejoinedDynamicMembers`); a static member stays in the generation, and the leader
+    // assigns to it, until its session times out.
+    let mut h = Harness::with_initial_delay(INITIAL_DELAY_MS);
+    let results = h.form_stable_with(vec![
+        long_lived_static_member("a"),
+        long_lived_static_member("b"),
+    ]);
+    let (a, b) = (results[0].member_id.clone(), results[1].member_id.clone());
+    let generation = results[0].generation_id;
+
+    let mut c_join = h.join(member("c"));
+    let rebalance_started = h.now_ms;
+    let mut a_join = h.join(JoinRequest {
+        member_id: a.clone(),
+        ..long_lived_static_member("a")
+    });
+    assert_eq!(
+        h.advance_to_next_deadline(),
+        rebalance_started + i64::from(REBALANCE_MS)
+    );
+
+    let joined = [answered(&mut a_join), answered(&mut c_join)];
+    let c = joined[1].member_id.clone();
+    for result in &joined {
+        assert_eq!((result.error, result.generation_id), (NONE, generation + 1));
+        // b did not rejoin, so it cannot lead even if it led before.
+        assert_ne!(result.leader, b);
+    }
+    let mut expected = vec![a, b.clone(), c];
+    expected.sort();
+    assert_eq!(h.member_ids(), expected);
+    let (leader, _) = leader_and_follower(&joined);
+    let b_in_members = leader
+        .members
+        .iter()
+        .find(|m| m.member_id == b)
+        .expect("the leader assigns to b too");
+    assert_eq!(b_in_members.metadata, metadata("b", "range"));
+    assert_eq!(
+        b_in_members.group_instance_id.as_deref(),
+        Some(instance_id("b").as_str())
+    );
+    assert_eq!(h.state(), ClassicGroupState::CompletingRebalance);
+}
+
+#[test]
+fn a_rebalance_nobody_rejoins_waits_for_the_static_members_sessions() {
+    // Kafka: "could not complete rebalance because no members rejoined": the join phase is
+    // retried after another rebalance timeout, and the session timeouts empty the group.
+    let mut h = Harness::with_initial_delay(INITIAL_DELAY_MS);
+    let results = h.form_stable_with(vec![
+        long_lived_static_member("a"),
+        long_lived_static_member("b"),
+    ]);
+    let generation = results[0].generation_id;
+    let sessions_end = h.now_ms + 2 * i64::from(REBALANCE_MS);
+    let c = h.join_now(JoinRequest {
+        require_known_member_id: true,
+        ..member("c")
+    });
+    let mut c_join = h.join(rejoin("c", &c.member_id));
+    assert_eq!(h.leave(&c.member_id), Ok(c.member_id.clone()));
+    assert_eq!(
+        answered(&mut c_join).error,
+        code(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(h.state(), ClassicGroupState::PreparingRebalance);
+
+    let _ = h.advance_to_next_deadline();
+    assert_eq!(h.state(), ClassicGroupState::PreparingRebalance);
+    assert_eq!(h.group.generation_id(), generation);
+    assert_eq!(h.member_ids().len(), 2);
+    let _ = h.group.take_dirty();
+
+    assert_eq!(h.advance_to_next_deadline(), sessions_end);
+    assert_eq!(h.state(), ClassicGroupState::Empty);
+    assert_eq!(h.group.generation_id(), generation + 1);
+    assert!(h.group.take_dirty());
+}
+
 // ---- Sync deadline -------------------------------------------------------------------------
 
 #[test]
