@@ -441,6 +441,10 @@ impl ClassicGroup {
                 .static_members
                 .insert(instance_id.clone(), member_id.clone());
         }
+        if self.leader.is_none() {
+            // Kafka's rule: the first member to join a leaderless group leads it.
+            self.leader = Some(member_id.clone());
+        }
         let _ = self.members.insert(member_id, member);
         self.new_member_added = true;
         match self.state {
