@@ -285,6 +285,25 @@ async fn commit_errors_are_per_partition_and_the_offsets_topic_is_internal() {
                 ]),
         );
         assert_eq!(produce.responses[0].partition_responses[0].error_code, 17);
+        let delete = |wire: &mut Wire, topic: &str| {
+            wire.call(
+                6,
+                &DeleteTopicsRequest::default().with_topics(vec![
+                    delete_topics_request::DeleteTopicState::default()
+                        .with_name(Some(TopicName(s(topic)))),
+                ]),
+            )
+            .responses[0]
+                .error_code
+        };
+        assert_eq!(delete(wire, "__consumer_offsets"), 17);
+
+        // Offsets of a deleted topic go with it: the same name created again starts clean.
+        assert_eq!(commit(wire, "g", "small", &[9], ""), vec![0]);
+        assert_eq!(fetch(wire, 9, "g", "small", 1), vec![(9, String::new())]);
+        assert_eq!(delete(wire, "small"), 0);
+        create_topic(wire, "small", 1);
+        assert_eq!(fetch(wire, 9, "g", "small", 1), vec![(-1, String::new())]);
     })
     .await;
     handle.shutdown().await.unwrap();

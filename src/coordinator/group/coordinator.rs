@@ -580,6 +580,27 @@ impl GroupCoordinator {
         codes
     }
 
+    /// Removes every committed offset of a deleted topic (with tombstones).
+    pub fn on_topic_deleted(&self, topic: &str) {
+        let mut groups = self.groups.lock();
+        for (group_id, group) in groups.iter_mut() {
+            let partitions = group.offsets.partitions_of(topic);
+            if partitions.is_empty() {
+                continue;
+            }
+            let records: Vec<CoordinatorRecord> = partitions
+                .iter()
+                .map(|p| offset_tombstone(group_id, topic, *p))
+                .collect();
+            if let Err(error) = self.topic.append(group_id, &records) {
+                tracing::warn!(group = %group_id, %error, "cannot delete offsets of a deleted topic");
+            }
+            for partition in partitions {
+                let _ = group.offsets.remove(topic, partition);
+            }
+        }
+    }
+
     // ---- Time ------------------------------------------------------------------------------
 
     /// Runs every group's expired deadlines; returns the next deadline.
