@@ -2,4 +2,5 @@
 //! committed offsets, persisted in the compacted internal topic `__consumer_offsets`.
 
 pub mod codec;
+pub mod consumer;
 pub mod record;
