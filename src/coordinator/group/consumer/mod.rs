@@ -2,4 +2,5 @@
 
 pub mod assignor;
 pub mod member;
+pub mod reconcile;
 pub mod record;
