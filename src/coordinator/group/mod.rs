@@ -3,6 +3,7 @@
 
 pub mod classic;
 pub mod codec;
+pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod offsets;
