@@ -57,6 +57,12 @@ pub async fn handle(
         RequestKind::DescribeGroups(req) => {
             ready(group::describe_groups::handle(state, ctx, req).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            ready(group::consumer_group_heartbeat::handle(state, ctx, req).await)
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            ready(group::consumer_group_describe::handle(state, ctx, req).await)
+        }
         RequestKind::DeleteGroups(req) => ready(group::delete_groups::handle(state, req).await),
         RequestKind::CreateTopics(req) => {
             ready(admin::create_topics::handle(state, ctx, req).await)

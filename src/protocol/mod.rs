@@ -172,6 +172,8 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> Result<Request
         ListGroups => ListGroupsRequest,
         DescribeGroups => DescribeGroupsRequest,
         DeleteGroups => DeleteGroupsRequest,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
+        ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
     })
 }
 
@@ -312,6 +314,8 @@ mod tests {
             ApiKey::ListGroups => ListGroupsRequest::default().into(),
             ApiKey::DescribeGroups => DescribeGroupsRequest::default().into(),
             ApiKey::DeleteGroups => DeleteGroupsRequest::default().into(),
+            ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default().into(),
+            ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default().into(),
             other => panic!("{other:?}"),
         }
     }

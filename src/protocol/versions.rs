@@ -55,6 +55,9 @@ pub static SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListGroups, range(0, 5)),
     (ApiKey::DescribeGroups, range(0, 6)),
     (ApiKey::DeleteGroups, range(0, 2)),
+    // KIP-848. v1 adds the member-generated id requirement and regex subscriptions.
+    (ApiKey::ConsumerGroupHeartbeat, range(0, 1)),
+    (ApiKey::ConsumerGroupDescribe, range(0, 1)),
 ];
 
 /// The advertised range of `api_key`, or `None` if it is not implemented.
@@ -105,6 +108,8 @@ mod tests {
             ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
             ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+            ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
+            ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
             other => panic!("{other:?} is advertised but missing from this test"),
         }
     }

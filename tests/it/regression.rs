@@ -571,6 +571,13 @@ async fn i6_every_advertised_version_answers() {
                         DeleteGroupsRequest::default()
                             .with_groups_names(vec![GroupId("nobody".to_owned().into())])
                     ),
+                    ApiKey::ConsumerGroupHeartbeat => {
+                        call!(ConsumerGroupHeartbeatRequest::default())
+                    }
+                    ApiKey::ConsumerGroupDescribe => call!(
+                        ConsumerGroupDescribeRequest::default()
+                            .with_group_ids(vec![GroupId("nobody".to_owned().into())])
+                    ),
                     other => panic!("advertised {other:?} is missing from this test"),
                 }
             }

@@ -33,11 +33,8 @@ pub async fn handle(
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let member = group
-                .member_id
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            // v9: a consumer-protocol member sends its id and epoch (null id: not a member).
+            let member = group.member_id.as_ref().map(ToString::to_string);
             let fetched = fetch(
                 state,
                 group.group_id.0.to_string(),
@@ -57,14 +54,7 @@ pub async fn handle(
             .collect()
     });
     let requested = topics.clone();
-    let fetched = fetch(
-        state,
-        request.group_id.0.to_string(),
-        String::new(),
-        -1,
-        topics,
-    )
-    .await;
+    let fetched = fetch(state, request.group_id.0.to_string(), None, -1, topics).await;
     match fetched {
         // v1 has no group-level error: it goes into every requested partition.
         Err(error) if ctx.api_version < 2 => OffsetFetchResponse::default().with_topics(
@@ -122,12 +112,12 @@ pub async fn handle(
 async fn fetch(
     state: &Arc<BrokerState>,
     group_id: String,
-    member_id: String,
+    member_id: Option<String>,
     member_epoch: i32,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Fetched {
     on_coordinator(state, Err(ResponseError::UnknownServerError), move |c| {
-        c.fetch_offsets(&group_id, &member_id, member_epoch, topics)
+        c.fetch_offsets(&group_id, member_id.as_deref(), member_epoch, topics)
     })
     .await
 }
