@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kairos::config::BROKER_CONFIGS;
+use kairos::config::all_configs;
 use kairos::{Broker, BrokerConfig};
 
 /// A single-node Kafka-compatible broker with a due index.
@@ -107,7 +107,7 @@ fn build_config(cli: &Cli) -> Result<BrokerConfig, String> {
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
-    for def in BROKER_CONFIGS {
+    for def in all_configs() {
         let variable = format!("KAIROS_{}", def.name.replace('.', "_").to_ascii_uppercase());
         if let Ok(value) = std::env::var(&variable) {
             config

@@ -6,6 +6,8 @@
 //! DescribeConfigs and the topic-config synonyms all speak; typed accessors parse them. A name
 //! that is not in the table is rejected, never ignored.
 
+mod group;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -426,7 +428,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
 /// Looks up a broker config definition by Kafka name.
 #[must_use]
 pub fn broker_config_def(name: &str) -> Option<&'static ConfigDef> {
-    BROKER_CONFIGS.iter().find(|def| def.name == name)
+    all_configs().find(|def| def.name == name)
+}
+
+/// Every declared broker config: the storage and server ones, then the group coordinator's.
+pub fn all_configs() -> impl Iterator<Item = &'static ConfigDef> {
+    BROKER_CONFIGS.iter().chain(group::GROUP_CONFIGS)
 }
 
 /// The broker's configuration: explicitly set values by Kafka name, over the defaults of
@@ -627,8 +634,7 @@ impl BrokerConfig {
     /// Every config with its value and whether it was set explicitly, in table order.
     #[must_use]
     pub fn describe(&self) -> Vec<(&'static ConfigDef, Option<String>, bool)> {
-        BROKER_CONFIGS
-            .iter()
+        all_configs()
             .map(|def| match self.explicit.get(def.name) {
                 Some(value) => (def, Some(value.clone()), true),
                 None => (def, def.default.map(str::to_owned), false),
@@ -651,7 +657,7 @@ mod tests {
 
     #[test]
     fn every_default_validates() {
-        for def in BROKER_CONFIGS {
+        for def in all_configs() {
             if let Some(default) = def.default {
                 assert_eq!(
                     def.validate(default).as_deref(),

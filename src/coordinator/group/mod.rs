@@ -1,0 +1,7 @@
+//! The group coordinator: consumer groups (the classic protocol and KIP-848) and their
+//! committed offsets, persisted in the compacted internal topic `__consumer_offsets`.
+
+pub mod classic;
+pub mod codec;
+pub mod consumer_protocol;
+pub mod record;
