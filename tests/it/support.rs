@@ -67,9 +67,7 @@ pub(crate) const GROUP_CONFIGS: &[(&str, &str)] = &[
     ("group.min.session.timeout.ms", "500"),
     ("group.max.session.timeout.ms", "60000"),
     ("group.consumer.heartbeat.interval.ms", "300"),
-    ("group.consumer.min.heartbeat.interval.ms", "100"),
     ("group.consumer.session.timeout.ms", "6000"),
-    ("group.consumer.min.session.timeout.ms", "1000"),
     ("offsets.topic.num.partitions", "3"),
 ];
 
