@@ -51,6 +51,8 @@ pub struct BrokerState {
     pub producer_ids: Arc<ProducerIdManager>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Consumer groups and their committed offsets.
+    pub groups: Arc<crate::coordinator::group::GroupCoordinator>,
     /// The due index of temporal topics.
     pub due: Arc<crate::temporal::service::DueService>,
     /// Host clients are told to connect to.
@@ -245,6 +247,12 @@ impl BrokerBuilder {
             Arc::clone(&state.due),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(crate::coordinator::group::timer::run(
+            Arc::clone(&state.groups),
+            Arc::clone(&state.clock),
+            Duration::from_millis(state.config.offsets_retention_check_interval_ms()),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::replica::cleaner::run(
             Arc::clone(&state),
             shutdown.clone(),
@@ -310,7 +318,20 @@ async fn open_state(
         replica_manager.log_manager().dir(),
         metrics.due.clone(),
     ));
+    let groups = Arc::new(crate::coordinator::group::GroupCoordinator::new(
+        Arc::clone(&config),
+        Arc::clone(&clock),
+        Arc::clone(&metadata),
+        crate::coordinator::group::offsets_topic::OffsetsTopic::new(
+            Arc::clone(&config),
+            Arc::clone(&clock),
+            Arc::clone(&metadata),
+            Arc::clone(&controller),
+            Arc::clone(&replica_manager),
+        ),
+    ));
     Ok(Arc::new(BrokerState {
+        groups,
         producer_ids: Arc::new(ProducerIdManager::new(Arc::clone(&metadata))),
         config,
         clock,

@@ -200,6 +200,13 @@ impl Controller {
         if !self.config.delete_topic_enable() {
             return Err(ResponseError::TopicDeletionDisabled.into());
         }
+        if crate::coordinator::is_internal_topic(name) {
+            // The coordinators' state lives there; Kafka refuses to delete it too.
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("{name} is an internal topic and cannot be deleted"),
+            ));
+        }
         let _guard = self.lock.lock();
         let topic = self
             .metadata

@@ -154,7 +154,7 @@ fn topic_response(
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&topic.name))))
         .with_topic_id(topic.topic_id)
-        .with_is_internal(false)
+        .with_is_internal(crate::coordinator::is_internal_topic(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -8,6 +8,7 @@ pub mod api_versions;
 pub mod delete_records;
 pub mod describe_cluster;
 pub mod fetch;
+pub mod group;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -40,6 +41,23 @@ pub async fn handle(
         RequestKind::InitProducerId(req) => ready(init_producer_id::handle(state, req).await),
         RequestKind::DeleteRecords(req) => ready(delete_records::handle(state, req).await),
         RequestKind::DescribeCluster(req) => ready(describe_cluster::handle(state, &req)),
+        RequestKind::FindCoordinator(req) => {
+            ready(group::find_coordinator::handle(state, ctx, req).await)
+        }
+        RequestKind::JoinGroup(req) => group::join_group::handle(state, ctx, req).await,
+        RequestKind::SyncGroup(req) => group::sync_group::handle(state, ctx, req).await,
+        RequestKind::Heartbeat(req) => ready(group::heartbeat::handle(state, req).await),
+        RequestKind::LeaveGroup(req) => ready(group::leave_group::handle(state, ctx, req).await),
+        RequestKind::OffsetCommit(req) => {
+            ready(group::offset_commit::handle(state, ctx, req).await)
+        }
+        RequestKind::OffsetFetch(req) => ready(group::offset_fetch::handle(state, ctx, req).await),
+        RequestKind::OffsetDelete(req) => ready(group::offset_delete::handle(state, req).await),
+        RequestKind::ListGroups(req) => ready(group::list_groups::handle(state, ctx, req).await),
+        RequestKind::DescribeGroups(req) => {
+            ready(group::describe_groups::handle(state, ctx, req).await)
+        }
+        RequestKind::DeleteGroups(req) => ready(group::delete_groups::handle(state, req).await),
         RequestKind::CreateTopics(req) => {
             ready(admin::create_topics::handle(state, ctx, req).await)
         }

@@ -69,6 +69,9 @@ pub struct RequestContext {
     pub correlation_id: i32,
     /// The client's self-reported id, for logs.
     pub client_id: Option<String>,
+    /// The client's address as Kafka prints it (`/127.0.0.1`), for group members; empty until
+    /// the connection fills it in.
+    pub client_host: String,
 }
 
 /// The outcome of decoding one frame.
@@ -126,6 +129,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<Decoded, ConnectionError> {
         api_version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|id| id.to_string()),
+        client_host: String::new(),
     };
     Ok(Decoded::Request(context, request))
 }
@@ -157,6 +161,17 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> Result<Request
         CreatePartitions => CreatePartitionsRequest,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
         DescribeCluster => DescribeClusterRequest,
+        FindCoordinator => FindCoordinatorRequest,
+        JoinGroup => JoinGroupRequest,
+        SyncGroup => SyncGroupRequest,
+        Heartbeat => HeartbeatRequest,
+        LeaveGroup => LeaveGroupRequest,
+        OffsetCommit => OffsetCommitRequest,
+        OffsetFetch => OffsetFetchRequest,
+        OffsetDelete => OffsetDeleteRequest,
+        ListGroups => ListGroupsRequest,
+        DescribeGroups => DescribeGroupsRequest,
+        DeleteGroups => DeleteGroupsRequest,
     })
 }
 
@@ -286,6 +301,17 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsRequest::default().into(),
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
             ApiKey::DescribeCluster => DescribeClusterRequest::default().into(),
+            ApiKey::FindCoordinator => FindCoordinatorRequest::default().into(),
+            ApiKey::JoinGroup => JoinGroupRequest::default().into(),
+            ApiKey::SyncGroup => SyncGroupRequest::default().into(),
+            ApiKey::Heartbeat => HeartbeatRequest::default().into(),
+            ApiKey::LeaveGroup => LeaveGroupRequest::default().into(),
+            ApiKey::OffsetCommit => OffsetCommitRequest::default().into(),
+            ApiKey::OffsetFetch => OffsetFetchRequest::default().into(),
+            ApiKey::OffsetDelete => OffsetDeleteRequest::default().into(),
+            ApiKey::ListGroups => ListGroupsRequest::default().into(),
+            ApiKey::DescribeGroups => DescribeGroupsRequest::default().into(),
+            ApiKey::DeleteGroups => DeleteGroupsRequest::default().into(),
             other => panic!("{other:?}"),
         }
     }

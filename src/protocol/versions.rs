@@ -43,6 +43,18 @@ pub static SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::IncrementalAlterConfigs, range(0, 1)),
     // v2 adds fenced brokers; a single node is never fenced.
     (ApiKey::DescribeCluster, range(0, 2)),
+    // v6 only adds the share key type, answered INVALID_REQUEST (no share groups).
+    (ApiKey::FindCoordinator, range(0, 6)),
+    (ApiKey::JoinGroup, range(2, 9)),
+    (ApiKey::SyncGroup, range(0, 5)),
+    (ApiKey::Heartbeat, range(0, 4)),
+    (ApiKey::LeaveGroup, range(0, 5)),
+    (ApiKey::OffsetCommit, range(2, 9)),
+    (ApiKey::OffsetFetch, range(1, 9)),
+    (ApiKey::OffsetDelete, range(0, 0)),
+    (ApiKey::ListGroups, range(0, 5)),
+    (ApiKey::DescribeGroups, range(0, 6)),
+    (ApiKey::DeleteGroups, range(0, 2)),
 ];
 
 /// The advertised range of `api_key`, or `None` if it is not implemented.
@@ -82,6 +94,17 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
+            ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
+            ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
+            ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
+            ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+            ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+            ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+            ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
+            ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
             other => panic!("{other:?} is advertised but missing from this test"),
         }
     }
@@ -104,5 +127,6 @@ mod tests {
         assert!(!is_supported(ApiKey::Produce, 13));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(!is_supported(ApiKey::JoinGroup, 0));
+        assert!(is_supported(ApiKey::JoinGroup, 9));
     }
 }

@@ -355,6 +355,13 @@ impl ReplicaManager {
         entry: &PartitionAppend,
     ) -> Result<(PartitionAppendResult, Arc<Log>, i64), ApiError> {
         let topic = self.topic(&entry.topic)?;
+        if crate::coordinator::is_internal_topic(&topic.name) {
+            // Kafka's rule: only the coordinators write their internal topics.
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("cannot append to internal topic {}", topic.name),
+            ));
+        }
         let log = self.partition_log(&topic, entry.partition)?;
         let Some(records) = entry.records.as_ref().filter(|r| !r.is_empty()) else {
             return Err(ApiError::new(

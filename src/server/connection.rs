@@ -77,10 +77,14 @@ impl Pending {
 /// Serves one connection until the client leaves, a request closes it, or shutdown.
 pub async fn run(stream: TcpStream, state: Arc<BrokerState>, shutdown: Shutdown) {
     state.metrics.connection_opened();
+    let client_host = stream
+        .peer_addr()
+        .map(|addr| format!("/{}", addr.ip()))
+        .unwrap_or_default();
     let (reader, writer) = stream.into_split();
     let (sender, receiver) = mpsc::channel(state.config.queued_max_requests());
     let writer_task = tokio::spawn(write_responses(writer, receiver, Arc::clone(&state)));
-    if let Err(error) = read_requests(reader, sender, &state, shutdown).await {
+    if let Err(error) = read_requests(reader, sender, &state, &client_host, shutdown).await {
         tracing::debug!(%error, "closing connection");
     }
     if let Ok(Err(error)) = writer_task.await {
@@ -93,6 +97,7 @@ async fn read_requests(
     mut reader: OwnedReadHalf,
     sender: mpsc::Sender<InFlight>,
     state: &Arc<BrokerState>,
+    client_host: &str,
     mut shutdown: Shutdown,
 ) -> Result<(), ConnectionError> {
     let max_bytes = state.config.socket_request_max_bytes();
@@ -124,7 +129,8 @@ async fn read_requests(
                     handlers::api_versions::unsupported_version_response(),
                 )),
             },
-            Decoded::Request(ctx, request) => {
+            Decoded::Request(mut ctx, request) => {
+                client_host.clone_into(&mut ctx.client_host);
                 let pending = handlers::handle(state, &ctx, request).await?;
                 InFlight {
                     api_key: ctx.api_key,

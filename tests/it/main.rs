@@ -9,6 +9,7 @@ mod clients_python;
 mod compaction;
 mod durability;
 mod embedding;
+mod group_offsets;
 mod groups;
 mod produce_fetch;
 mod protocol_bytes;

@@ -534,6 +534,43 @@ async fn i6_every_advertised_version_answers() {
                         call!(IncrementalAlterConfigsRequest::default())
                     }
                     ApiKey::DescribeCluster => call!(DescribeClusterRequest::default()),
+                    ApiKey::FindCoordinator if version >= 4 => call!(
+                        FindCoordinatorRequest::default()
+                            .with_coordinator_keys(vec!["g".to_owned().into()])
+                    ),
+                    ApiKey::FindCoordinator => {
+                        call!(FindCoordinatorRequest::default().with_key("g".to_owned().into()))
+                    }
+                    // Error answers (empty group id, unknown members): their encodings carry
+                    // the version-dependent nullable fields that success answers also carry.
+                    ApiKey::JoinGroup => call!(JoinGroupRequest::default()),
+                    ApiKey::SyncGroup => call!(
+                        SyncGroupRequest::default()
+                            .with_group_id(GroupId("nobody".to_owned().into()))
+                    ),
+                    ApiKey::Heartbeat => call!(HeartbeatRequest::default()),
+                    ApiKey::LeaveGroup => call!(LeaveGroupRequest::default()),
+                    ApiKey::OffsetCommit => call!(OffsetCommitRequest::default()),
+                    ApiKey::OffsetFetch if version >= 8 => {
+                        call!(OffsetFetchRequest::default().with_groups(vec![
+                            offset_fetch_request::OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId("nobody".to_owned().into()))
+                        ]))
+                    }
+                    ApiKey::OffsetFetch => call!(
+                        OffsetFetchRequest::default()
+                            .with_group_id(GroupId("nobody".to_owned().into()))
+                    ),
+                    ApiKey::OffsetDelete => call!(OffsetDeleteRequest::default()),
+                    ApiKey::ListGroups => call!(ListGroupsRequest::default()),
+                    ApiKey::DescribeGroups => call!(
+                        DescribeGroupsRequest::default()
+                            .with_groups(vec![GroupId("nobody".to_owned().into())])
+                    ),
+                    ApiKey::DeleteGroups => call!(
+                        DeleteGroupsRequest::default()
+                            .with_groups_names(vec![GroupId("nobody".to_owned().into())])
+                    ),
                     other => panic!("advertised {other:?} is missing from this test"),
                 }
             }

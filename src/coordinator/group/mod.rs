@@ -3,5 +3,12 @@
 
 pub mod classic;
 pub mod codec;
+pub mod consumer;
 pub mod consumer_protocol;
+pub mod coordinator;
+pub mod offsets;
+pub mod offsets_topic;
 pub mod record;
+pub mod timer;
+
+pub use coordinator::GroupCoordinator;

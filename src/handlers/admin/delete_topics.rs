@@ -45,10 +45,16 @@ pub async fn handle(
             continue;
         };
         let controller = Arc::clone(&state.controller);
-        let deleted = blocking(Err(ResponseError::UnknownServerError.into()), move || {
-            controller.delete_topic(&resolved)
-        })
-        .await;
+        let groups = Arc::clone(&state.groups);
+        let deleted: Result<_, crate::error::ApiError> =
+            blocking(Err(ResponseError::UnknownServerError.into()), move || {
+                let deleted = controller.delete_topic(&resolved)?;
+                // Kafka's `onPartitionsDeleted`: committed offsets of a deleted topic go too, so a
+                // topic created again under the name does not inherit them.
+                groups.on_topic_deleted(&deleted.name);
+                Ok(deleted)
+            })
+            .await;
         responses.push(match deleted {
             Ok(topic) => result
                 .with_name(Some(TopicName(str_bytes(&topic.name))))

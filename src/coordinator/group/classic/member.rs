@@ -192,4 +192,15 @@ impl ClassicMember {
             let _ = responder.send(result);
         }
     }
+
+    /// Answers a parked SyncGroup of a member that stays in the group, and restarts its session:
+    /// it could not heartbeat while it waited, and its old deadline may have passed. Kafka's
+    /// `propagateAssignment` reschedules the heartbeat of every member it answers, for success
+    /// and error alike.
+    pub fn answer_sync_and_touch(&mut self, result: SyncResult, now_ms: i64) {
+        if self.awaiting_sync.is_some() {
+            self.touch(now_ms);
+        }
+        self.answer_sync(result);
+    }
 }

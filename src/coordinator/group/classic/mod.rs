@@ -390,13 +390,20 @@ impl ClassicGroup {
         }
         let _ = self.members.insert(new_member_id.clone(), member);
         match self.state {
-            ClassicGroupState::Stable
-                if !protocols_changed && (!was_leader || request.supports_skip_assignment) =>
-            {
+            ClassicGroupState::Stable if !protocols_changed => {
                 // KIP-345: a static member that comes back within its session timeout keeps its
                 // assignment, and the group does not rebalance.
                 self.dirty = true;
-                let result = self.join_result_for(&new_member_id, was_leader);
+                let skip_assignment = was_leader && request.supports_skip_assignment;
+                let mut result = self.join_result_for(&new_member_id, skip_assignment);
+                if was_leader && !skip_assignment {
+                    // Before v9 a leader cannot be told to skip the assignment. Kafka answers
+                    // with the old leader id (and no members): the client sees itself as a
+                    // follower, computes no assignment that a Stable group would not propagate,
+                    // and syncs for the one it has. The group's leader is the new id all the same.
+                    result.leader = old_member_id.to_owned();
+                    result.members.clear();
+                }
                 let _ = responder.send(result);
             }
             ClassicGroupState::PreparingRebalance => {
@@ -407,7 +414,7 @@ impl ClassicGroup {
             }
             _ => {
                 // CompletingRebalance: the leader may be assigning to the old id; Stable with
-                // new protocols or a leader that cannot skip the assignment: rebalance.
+                // new protocols: rebalance.
                 if let Some(member) = self.members.get_mut(&new_member_id) {
                     member.awaiting_join = Some(responder);
                 }
@@ -433,6 +440,10 @@ impl ClassicGroup {
             let _ = self
                 .static_members
                 .insert(instance_id.clone(), member_id.clone());
+        }
+        if self.leader.is_none() {
+            // Kafka's rule: the first member to join a leaderless group leads it.
+            self.leader = Some(member_id.clone());
         }
         let _ = self.members.insert(member_id, member);
         self.new_member_added = true;
@@ -468,7 +479,10 @@ impl ClassicGroup {
             // The assignment being computed is stale: tell the members that wait for it.
             for member in self.members.values_mut() {
                 member.assignment = Bytes::new();
-                member.answer_sync(SyncResult::error(code(ResponseError::RebalanceInProgress)));
+                member.answer_sync_and_touch(
+                    SyncResult::error(code(ResponseError::RebalanceInProgress)),
+                    now_ms,
+                );
             }
         }
         self.pending_sync.clear();
@@ -517,14 +531,29 @@ impl ClassicGroup {
     fn complete_join(&mut self, now_ms: i64) {
         self.join_deadline_ms = None;
         self.initial_join_limit_ms = None;
+        // Kafka removes the dynamic members that did not rejoin. Static members (KIP-345) keep
+        // their place and their share of the assignment; their session timeout removes them if
+        // they are really gone.
         let not_joined: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.awaiting_join.is_none())
+            .filter(|m| m.awaiting_join.is_none() && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for member_id in not_joined {
             self.remove_member(&member_id);
+        }
+        if !self.elect_joined_leader() && !self.members.is_empty() {
+            // Kafka: "could not complete rebalance because no members rejoined". Wait another
+            // rebalance timeout while the static members' sessions run out.
+            let rebalance_timeout = self
+                .members
+                .values()
+                .map(|m| m.rebalance_timeout_ms)
+                .max()
+                .unwrap_or(0);
+            self.join_deadline_ms = Some(now_ms.saturating_add(i64::from(rebalance_timeout)));
+            return;
         }
         self.generation_id = self.generation_id.wrapping_add(1);
         if self.members.is_empty() {
@@ -535,13 +564,6 @@ impl ClassicGroup {
             return;
         }
         self.protocol_name = self.select_protocol();
-        if self
-            .leader
-            .as_ref()
-            .is_none_or(|leader| !self.members.contains_key(leader))
-        {
-            self.leader = self.members.keys().next().cloned();
-        }
         self.transition(ClassicGroupState::CompletingRebalance, now_ms);
         let ids: Vec<String> = self.members.keys().cloned().collect();
         let mut rebalance_timeout = 0;
@@ -557,6 +579,24 @@ impl ClassicGroup {
         // Members that never send SyncGroup are removed after the rebalance timeout, so one
         // stuck member cannot hold the group in CompletingRebalance.
         self.sync_deadline_ms = Some(now_ms.saturating_add(i64::from(rebalance_timeout)));
+    }
+
+    /// Kafka's `maybeElectNewJoinedLeader`: the leader must be a member that rejoined; if it did
+    /// not, any member that did takes over. False if no member rejoined.
+    fn elect_joined_leader(&mut self) -> bool {
+        let joined = |m: &ClassicMember| m.awaiting_join.is_some();
+        if let Some(leader) = &self.leader
+            && self.members.get(leader).is_some_and(joined)
+        {
+            return true;
+        }
+        match self.members.values().find(|m| joined(m)) {
+            Some(member) => {
+                self.leader = Some(member.member_id.clone());
+                true
+            }
+            None => false,
+        }
     }
 
     fn join_result_for(&self, member_id: &str, skip_assignment: bool) -> JoinResult {
@@ -706,7 +746,7 @@ impl ClassicGroup {
         for member_id in ids {
             let result = self.sync_result_for(&member_id);
             if let Some(member) = self.members.get_mut(&member_id) {
-                member.answer_sync(result);
+                member.answer_sync_and_touch(result, now_ms);
             }
         }
     }
