@@ -10,6 +10,7 @@ mod compaction;
 mod durability;
 mod embedding;
 mod group_offsets;
+mod groups;
 mod produce_fetch;
 mod protocol_bytes;
 mod protocol_props;

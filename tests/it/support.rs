@@ -58,6 +58,53 @@ pub(crate) async fn embedded_in(dir: &Path) -> BrokerHandle {
         .expect("embedded broker starts")
 }
 
+/// Broker configs that shrink the group coordinator's timers (tests must not wait for Kafka's
+/// defaults): an empty group's first rebalance waits 100 ms, not 3 s; classic sessions down to
+/// 500 ms are accepted (clients use 6 s); KIP-848 members heartbeat every 300 ms and expire after
+/// 6 s, not 5 s and 45 s. Three offsets partitions, so groups share them.
+pub(crate) const GROUP_CONFIGS: &[(&str, &str)] = &[
+    ("group.initial.rebalance.delay.ms", "100"),
+    ("group.min.session.timeout.ms", "500"),
+    ("group.max.session.timeout.ms", "60000"),
+    ("group.consumer.heartbeat.interval.ms", "300"),
+    ("group.consumer.session.timeout.ms", "6000"),
+    ("offsets.topic.num.partitions", "3"),
+];
+
+/// A builder with `GROUP_CONFIGS` on an ephemeral port; add a data dir (or `temp_dir`).
+pub(crate) fn group_broker_builder() -> kairos::BrokerBuilder {
+    GROUP_CONFIGS.iter().fold(
+        Broker::builder().listener("127.0.0.1:0"),
+        |builder, (name, value)| builder.config(name, value),
+    )
+}
+
+/// An embedded broker with `GROUP_CONFIGS` and a temporary data dir.
+pub(crate) async fn group_broker() -> BrokerHandle {
+    group_broker_builder()
+        .temp_dir()
+        .start()
+        .await
+        .expect("embedded broker starts")
+}
+
+/// An embedded broker with `GROUP_CONFIGS` over an existing data dir.
+pub(crate) async fn group_broker_in(dir: &Path) -> BrokerHandle {
+    group_broker_builder()
+        .data_dir(dir)
+        .start()
+        .await
+        .expect("embedded broker starts")
+}
+
+/// `GROUP_CONFIGS` as `kairos` binary flags (`-o name=value`).
+pub(crate) fn group_binary_args() -> Vec<String> {
+    GROUP_CONFIGS
+        .iter()
+        .flat_map(|(name, value)| ["-o".to_owned(), format!("{name}={value}")])
+        .collect()
+}
+
 /// Both kinds, for tests that must pass against each.
 pub(crate) async fn each_broker(dir: &Path) -> Vec<(&'static str, TestBroker)> {
     vec![

@@ -65,6 +65,11 @@ impl Wire {
     /// Sends and decodes the typed response, checking the correlation id.
     pub(crate) fn call<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
         let correlation_id = self.send(version, request);
+        self.receive::<R>(version, correlation_id)
+    }
+
+    /// Reads and decodes the response to a request sent earlier with `send`.
+    pub(crate) fn receive<R: Request>(&mut self, version: i16, correlation_id: i32) -> R::Response {
         let mut frame = self.read_frame().expect("a response");
         let header =
             ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();

@@ -1,0 +1,210 @@
+//! KIP-848 (`group.protocol=consumer`): librdkafka members with server-side assignors, and
+//! ConsumerGroupDescribe, ConsumerGroupHeartbeat errors on a raw socket.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::{
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+};
+
+use super::member::{ConsumedLog, Member};
+use super::raw::{self, code};
+use super::{
+    blocking, check_no_errors, consumer_protocol_config, leave_and_join_exactly_once, partitions,
+    wait_for_split,
+};
+use crate::support;
+use crate::wire::Wire;
+
+/// How: the classic scenario (two members, a third joins, the first leaves, records keep
+/// coming) with KIP-848 members and the `uniform` assignor: exactly-once across both changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_members_share_partitions_exactly_once_across_leave_and_join() {
+    leave_and_join_exactly_once(
+        |bootstrap| {
+            consumer_protocol_config(bootstrap, &support::topic_name("kip848-share"), "uniform")
+        },
+        "kip848-share",
+    )
+    .await;
+}
+
+/// ConsumerGroupDescribe v0 of one group.
+fn describe(address: &str, group: &str) -> ConsumerGroupDescribeResponse {
+    let mut wire = Wire::connect(address);
+    raw::require(&mut wire, &[(ApiKey::ConsumerGroupDescribe, 0)]);
+    let request =
+        ConsumerGroupDescribeRequest::default().with_group_ids(vec![raw::group_id(group)]);
+    wire.call(0, &request)
+}
+
+/// How: two KIP-848 members subscribe to two 6-partition topics with `range`. Kafka's server
+/// range assignor co-partitions: each member gets the same contiguous block of partition
+/// numbers in both topics (0-2 and 3-5). ConsumerGroupDescribe names the assignor and shows
+/// both members with their assignments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_range_assignor_co_partitions_and_describe_shows_it() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let (left, right) = (
+        support::topic_name("range-l"),
+        support::topic_name("range-r"),
+    );
+    support::create_topic(&bootstrap, &left, 6, &[]).await;
+    support::create_topic(&bootstrap, &right, 6, &[]).await;
+    let group = support::topic_name("range-group");
+    let config = consumer_protocol_config(&bootstrap, &group, "range");
+    let log = Arc::new(ConsumedLog::default());
+    let a = Member::start("a", &config, &[&left, &right], &log);
+    let b = Member::start("b", &config, &[&left, &right], &log);
+    let all: BTreeSet<_> = partitions(&left, 6)
+        .into_iter()
+        .chain(partitions(&right, 6))
+        .collect();
+    wait_for_split(&[&a, &b], &all, Duration::from_secs(15)).await;
+
+    for member in [&a, &b] {
+        let assignment = member.state.assignment();
+        let numbers = |topic: &str| -> Vec<i32> {
+            assignment
+                .iter()
+                .filter(|(t, _)| t == topic)
+                .map(|(_, p)| *p)
+                .collect()
+        };
+        let (l, r) = (numbers(&left), numbers(&right));
+        assert_eq!(
+            l, r,
+            "{}: range co-partitions the two topics: {assignment:?}",
+            member.state.name
+        );
+        assert!(
+            l == [0, 1, 2] || l == [3, 4, 5],
+            "{}: range gives contiguous halves: {l:?}",
+            member.state.name
+        );
+    }
+
+    let (address, group_name) = (bootstrap.clone(), group.clone());
+    let described = blocking(move || describe(&address, &group_name)).await;
+    let found = &described.groups[0];
+    assert_eq!(found.error_code, code::NONE, "{found:?}");
+    assert_eq!(found.group_id.as_str(), group);
+    assert_eq!(found.group_state.as_str(), "Stable");
+    assert_eq!(found.assignor_name.as_str(), "range");
+    assert!(
+        found.group_epoch >= 1 && found.assignment_epoch == found.group_epoch,
+        "{found:?}"
+    );
+    assert_eq!(found.members.len(), 2);
+    let mut described_partitions = 0;
+    for member in &found.members {
+        assert!(member.member_epoch >= 1, "{member:?}");
+        let mut subscribed: Vec<_> = member
+            .subscribed_topic_names
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        subscribed.sort();
+        let mut expected = vec![left.clone(), right.clone()];
+        expected.sort();
+        assert_eq!(subscribed, expected);
+        for topic in &member.assignment.topic_partitions {
+            assert!(topic.topic_name.as_str() == left || topic.topic_name.as_str() == right);
+            described_partitions += topic.partitions.len();
+        }
+    }
+    assert_eq!(described_partitions, 12, "{found:?}");
+
+    let (a, b) = (a.stop(), b.stop());
+    check_no_errors(&[&a, &b]);
+    broker.shutdown().await.unwrap();
+}
+
+/// One ConsumerGroupHeartbeat at the highest version both sides know (v1 makes the client
+/// choose its member id, KIP-1082).
+fn heartbeat(
+    wire: &mut Wire,
+    version: i16,
+    request: &ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    wire.call(version, request)
+}
+
+/// How: on a raw socket, a member joins (epoch 0) and gets an epoch; a heartbeat with an epoch
+/// the member never had is FENCED_MEMBER_EPOCH, one from an unknown member id is
+/// UNKNOWN_MEMBER_ID; afterwards the real member still heartbeats with no error and leaves
+/// (epoch -1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_heartbeat_refuses_unknown_members_and_fenced_epochs() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("kip848-raw");
+    support::create_topic(&bootstrap, &topic, 3, &[]).await;
+    let group = support::topic_name("kip848-raw-group");
+    blocking(move || {
+        let mut wire = Wire::connect(&bootstrap);
+        let table = raw::advertised(&mut wire);
+        let (min, max) = *table
+            .get(&(ApiKey::ConsumerGroupHeartbeat as i16))
+            .expect("ConsumerGroupHeartbeat is advertised");
+        let version = max.min(1);
+        assert!(
+            min <= version,
+            "ConsumerGroupHeartbeat advertised as {min}..={max}"
+        );
+        let chosen_id = if version >= 1 {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            String::new()
+        };
+        let base = ConsumerGroupHeartbeatRequest::default().with_group_id(raw::group_id(&group));
+        let joined = heartbeat(
+            &mut wire,
+            version,
+            &base
+                .clone()
+                .with_member_id(raw::text(&chosen_id))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(5000)
+                .with_subscribed_topic_names(Some(vec![raw::topic_name(&topic)]))
+                .with_topic_partitions(Some(vec![])),
+        );
+        assert_eq!(joined.error_code, code::NONE, "{joined:?}");
+        assert!(joined.member_epoch >= 1, "{joined:?}");
+        assert!(joined.heartbeat_interval_ms > 0);
+        let member_id = joined.member_id.clone().expect("a member id").to_string();
+        if version >= 1 {
+            assert_eq!(member_id, chosen_id, "v1 keeps the client's member id");
+        }
+        let epoch = joined.member_epoch;
+        let beat = |wire: &mut Wire, member: &str, epoch: i32| {
+            heartbeat(
+                wire,
+                version,
+                &base
+                    .clone()
+                    .with_member_id(raw::text(member))
+                    .with_member_epoch(epoch),
+            )
+        };
+
+        let fenced = beat(&mut wire, &member_id, epoch + 7);
+        assert_eq!(fenced.error_code, code::FENCED_MEMBER_EPOCH, "{fenced:?}");
+        let unknown = beat(&mut wire, &uuid::Uuid::new_v4().to_string(), 3);
+        assert_eq!(unknown.error_code, code::UNKNOWN_MEMBER_ID, "{unknown:?}");
+
+        // The errors answer only those requests (Kafka writes no record for them): the member
+        // keeps its epoch, and a heartbeat with it still works.
+        let healthy = beat(&mut wire, &member_id, epoch);
+        assert_eq!(healthy.error_code, code::NONE, "{healthy:?}");
+        let left = beat(&mut wire, &member_id, -1);
+        assert_eq!(left.error_code, code::NONE, "{left:?}");
+        assert_eq!(left.member_epoch, -1);
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
