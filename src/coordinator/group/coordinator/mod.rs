@@ -16,6 +16,8 @@ mod classic;
 mod consumer;
 mod load;
 mod offsets;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
