@@ -62,7 +62,11 @@ async fn read_to_end(bootstrap: &str, topic: &str) -> Vec<OwnedMessage> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut out: Vec<OwnedMessage> = Vec::new();
         while out.last().is_none_or(|m| m.offset() + 1 < high) {
-            assert!(Instant::now() < deadline, "read {} of {topic} up to {high}", out.len());
+            assert!(
+                Instant::now() < deadline,
+                "read {} of {topic} up to {high}",
+                out.len()
+            );
             if let Some(message) = consumer.poll(Duration::from_millis(100)) {
                 out.push(message.unwrap().detach());
             }
@@ -141,7 +145,10 @@ async fn fired_state_survives_compaction_and_snapshot_loss(
         if fires(&messages).is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the cleaner never removed the fires");
+        assert!(
+            Instant::now() < deadline,
+            "the cleaner never removed the fires"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     broker.shutdown().await.unwrap();
@@ -162,7 +169,11 @@ async fn fired_state_survives_compaction_and_snapshot_loss(
     let after = read_to_end(&bootstrap, "prices").await;
     // A repeated fire would be p1's newest record, which compaction never removes.
     assert_eq!(fires(&after), vec![], "no fire repeated");
-    let latest = after.iter().rev().find(|m| m.key() == Some(&b"p1"[..])).unwrap();
+    let latest = after
+        .iter()
+        .rev()
+        .find(|m| m.key() == Some(&b"p1"[..]))
+        .unwrap();
     assert_eq!(latest.payload(), Some(update.as_bytes()));
     broker.shutdown().await.unwrap();
 }
@@ -216,7 +227,11 @@ async fn delete_topics_tombstones_the_fired_state_and_a_new_topic_starts_afresh(
         produce(&bootstrap, "doomed", "k", &entity).await;
         clock.set_ms(T0 + 5_000 + round);
         let fired = fires(&wait_for_fires(&bootstrap, "doomed", 1).await);
-        assert_eq!(fired, vec![("k".into(), "/at".into(), T0 + 1_000)], "round {round}");
+        assert_eq!(
+            fired,
+            vec![("k".into(), "/at".into(), T0 + 1_000)],
+            "round {round}"
+        );
         let admin = support::admin(&bootstrap);
         let deleted = admin
             .delete_topics(&["doomed"], &support::admin_options())
@@ -234,7 +249,10 @@ async fn delete_topics_tombstones_the_fired_state_and_a_new_topic_starts_afresh(
     .unwrap();
     let mut latest = std::collections::HashMap::new();
     for record in &records {
-        assert!(record.key().unwrap().ends_with(b"/atk"), "key = ... field, entity key");
+        assert!(
+            record.key().unwrap().ends_with(b"/atk"),
+            "key = ... field, entity key"
+        );
         let _ = latest.insert(record.key().unwrap().to_vec(), record.payload().is_some());
     }
     assert_eq!(records.len(), 4, "two fired-state records, two tombstones");
