@@ -24,7 +24,7 @@ use kairos_storage::{AppendOrigin, Error, Log};
 
 use super::config::TemporalConfig;
 use super::due_index::{DueEntry, EntityId};
-use super::fire::{fire_batch, fire_record, read_record};
+use super::fire::{fire_batch, fire_record, read_records};
 use super::indexer::{FiredChange, PartitionIndexer};
 
 /// Attempts per step before yielding to foreground appends that keep moving the log end.
@@ -87,6 +87,8 @@ pub fn fire_due(
         // the backlog would never drain: what does not fit goes back for the next step.
         let budget = batch_budget(log);
         let mut bytes = 0;
+        let offsets: Vec<i64> = due.iter().map(|e| e.offset).collect();
+        let sources = read_records(log, &offsets)?;
         for entry in due {
             if bytes >= budget {
                 indexer.index_mut().retry(&entry);
@@ -97,7 +99,8 @@ pub fn fire_due(
                 indexer.index_mut().retry(&entry);
                 continue;
             }
-            match read_record(log, entry.offset)? {
+            // Not `remove`: two fields of one key share their source version.
+            match sources.get(&entry.offset) {
                 Some(source)
                     if source
                         .key
@@ -105,7 +108,7 @@ pub fn fire_due(
                         .map(|k| EntityId::new(k, entry.id.field()))
                         == Some(entry.id) =>
                 {
-                    let fire = fire_record(config, &entry, &source);
+                    let fire = fire_record(config, &entry, source);
                     let size = record_size_bound(&fire);
                     if bytes + size > budget && !fires.is_empty() {
                         bytes = budget;
@@ -115,7 +118,7 @@ pub fn fire_due(
                     bytes += size;
                     fires.push(fire);
                     fired.push(entry);
-                    keys.push(source.key.unwrap_or_default());
+                    keys.push(source.key.clone().unwrap_or_default());
                 }
                 _ => report.stale += 1,
             }

@@ -505,3 +505,28 @@ fn a_backlog_larger_than_one_batch_drains_in_several_steps() {
     );
     assert_eq!(fires(&f.log).len(), 100);
 }
+
+/// Sources are found by offset whatever the order asked, once per batch, duplicates and
+/// offsets past the end included.
+#[test]
+fn read_records_answers_every_offset_of_a_shared_batch() {
+    let f = fixture("/due", None);
+    let mut builder = RecordBatchBuilder::new();
+    for i in 0..50 {
+        builder = builder.record(
+            Some(format!("k{i}").as_bytes()),
+            Some(format!(r#"{{"due":{i}}}"#).as_bytes()),
+            1,
+        );
+    }
+    let mut bytes = builder.build();
+    let _ = f
+        .log
+        .append(&mut bytes, AppendOrigin::Client, 1, 0)
+        .unwrap();
+    let found = super::fire::read_records(&f.log, &[40, 3, 3, 49, 60]).unwrap();
+    let mut offsets: Vec<i64> = found.keys().copied().collect();
+    offsets.sort_unstable();
+    assert_eq!(offsets, vec![3, 40, 49]);
+    assert_eq!(found[&40].key.as_deref(), Some(&b"k40"[..]));
+}
