@@ -16,7 +16,7 @@ use super::{
 use crate::support;
 use crate::wire::Wire;
 
-/// How: 200 raw members join, sync and leave one after another; then four streams of five
+/// How: 200 raw members join, sync and leave one after another; then four streams of ten
 /// librdkafka members each join concurrently and close as soon as they hold partitions (every
 /// join and leave rebalances the others). A last member then holds all six partitions within
 /// 10 s, and DescribeGroups lists it alone.
@@ -34,6 +34,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
     support::create_topic(&bootstrap, &topic, 6, &[]).await;
     let group = support::topic_name("churn-group");
 
+    let raw_started = Instant::now();
     {
         let (address, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
         bounded(
@@ -58,6 +59,11 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         .await;
     }
 
+    eprintln!(
+        "200 raw join-sync-leave cycles took {:?}",
+        raw_started.elapsed()
+    );
+    let streams_started = Instant::now();
     let log = Arc::new(ConsumedLog::default());
     let config = classic_config(&bootstrap, &group);
     let mut streams = Vec::new();
@@ -65,7 +71,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         let (config, topic, log) = (config.clone(), topic.clone(), Arc::clone(&log));
         streams.push(tokio::spawn(async move {
             let mut states = Vec::new();
-            for i in 0..5 {
+            for i in 0..10 {
                 let member = Member::start(&format!("s{stream}-{i}"), &config, &[&topic], &log);
                 wait_until(
                     Duration::from_secs(20),
@@ -73,7 +79,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
                     || !member.state.assignment().is_empty(),
                 )
                 .await;
-                states.push(member.stop());
+                states.push(member.stop().await);
             }
             states
         }));
@@ -83,6 +89,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         states.extend(bounded(Duration::from_secs(60), stream).await.unwrap());
     }
 
+    eprintln!("40 librdkafka members took {:?}", streams_started.elapsed());
     let started = Instant::now();
     let last = Member::start("last", &config, &[&topic], &log);
     wait_for_split(&[&last], &partitions(&topic, 6), Duration::from_secs(10)).await;
@@ -109,7 +116,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         1,
         "only the last member is left: {found:?}"
     );
-    states.push(last.stop());
+    states.push(last.stop().await);
     check_no_errors(&states.iter().map(AsRef::as_ref).collect::<Vec<_>>());
     broker.shutdown().await.unwrap();
 }
@@ -176,7 +183,7 @@ async fn kip848_group_stays_usable_after_many_short_lived_members() {
         &log,
     );
     wait_for_split(&[&last], &partitions(&topic, 6), Duration::from_secs(10)).await;
-    let last = last.stop();
+    let last = last.stop().await;
     check_no_errors(&[&last]);
     broker.shutdown().await.unwrap();
 }

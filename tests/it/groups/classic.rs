@@ -49,7 +49,7 @@ async fn static_member_restarting_within_session_timeout_causes_no_rebalance() {
     let b_partitions = b.state.assignment();
     let b_events = b.state.events().len();
 
-    let a = a.stop();
+    let a = a.stop().await;
     let restarted_at = Instant::now();
     let a2 = Member::start("a2", &static_config, &[&topic], &log);
     wait_until(
@@ -96,7 +96,7 @@ async fn static_member_restarting_within_session_timeout_causes_no_rebalance() {
     }
 
     // Closing again without a LeaveGroup: B takes over only when the session expires.
-    let a2 = a2.stop();
+    let a2 = a2.stop().await;
     let closed_at = Instant::now();
     wait_until(
         Duration::from_secs(20),
@@ -109,7 +109,7 @@ async fn static_member_restarting_within_session_timeout_causes_no_rebalance() {
         took >= Duration::from_millis(5000),
         "B took over after {took:?}: the static member was dropped before its 6 s session expired"
     );
-    let b = b.stop();
+    let b = b.stop().await;
     check_no_errors(&[&a, &a2, &b]);
     broker.shutdown().await.unwrap();
 }
@@ -183,7 +183,7 @@ async fn cooperative_sticky_revokes_only_what_moves() {
         .filter(|r| r.member == "a")
         .count();
     assert!(a_after > 0, "A kept consuming its remaining partitions");
-    let (a, b) = (a.stop(), b.stop());
+    let (a, b) = (a.stop().await, b.stop().await);
     check_no_errors(&[&a, &b]);
     broker.shutdown().await.unwrap();
 }

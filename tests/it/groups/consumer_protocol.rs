@@ -119,7 +119,7 @@ async fn kip848_range_assignor_co_partitions_and_describe_shows_it() {
     }
     assert_eq!(described_partitions, 12, "{found:?}");
 
-    let (a, b) = (a.stop(), b.stop());
+    let (a, b) = (a.stop().await, b.stop().await);
     check_no_errors(&[&a, &b]);
     broker.shutdown().await.unwrap();
 }

@@ -286,7 +286,7 @@ pub(crate) async fn leave_and_join_exactly_once(
     )
     .await;
 
-    let first = first.stop();
+    let first = first.stop().await;
     wait_for_split(&[&second, &third], &all, timeout).await;
     let seen = log.len();
     wait_until(
@@ -298,7 +298,7 @@ pub(crate) async fn leave_and_join_exactly_once(
 
     let produced = feed.finish().await;
     check_exactly_once(&produced, &log).await;
-    let (second, third) = (second.stop(), third.stop());
+    let (second, third) = (second.stop().await, third.stop().await);
     check_no_errors(&[&first, &second, &third]);
     // Each member really took part: the first before leaving, the third after joining.
     assert!(log.count_by("first") > 0 && log.count_by("third") > 0);
