@@ -1,15 +1,26 @@
 //! ApiVersions: the advertised version table (see `protocol::versions`).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::protocol::RequestContext;
 use crate::protocol::versions::{SUPPORTED_APIS, supported_range};
 
-/// Answers with every advertised API.
+/// Feature levels (KIP-584) this node implements, finalized at their maximum: `group.version`
+/// 1 is the KIP-848 consumer protocol. `transaction.version` is not advertised until the
+/// transaction coordinator exists.
+const FEATURES: &[(&str, i16, i16)] = &[("group.version", 0, 1)];
+
+// A single node never changes its features at run time: one fixed epoch.
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
+
+/// Answers with every advertised API, and from v3 the feature levels.
 #[must_use]
-pub fn handle(_ctx: &RequestContext, _request: &ApiVersionsRequest) -> ApiVersionsResponse {
+pub fn handle(ctx: &RequestContext, _request: &ApiVersionsRequest) -> ApiVersionsResponse {
     let api_keys = SUPPORTED_APIS
         .iter()
         .map(|(key, range)| {
@@ -19,7 +30,34 @@ pub fn handle(_ctx: &RequestContext, _request: &ApiVersionsRequest) -> ApiVersio
                 .with_max_version(range.max)
         })
         .collect();
-    ApiVersionsResponse::default().with_api_keys(api_keys)
+    let response = ApiVersionsResponse::default().with_api_keys(api_keys);
+    if ctx.api_version < 3 {
+        return response;
+    }
+    response
+        .with_supported_features(
+            FEATURES
+                .iter()
+                .map(|(name, min, max)| {
+                    SupportedFeatureKey::default()
+                        .with_name(StrBytes::from_static_str(name))
+                        .with_min_version(*min)
+                        .with_max_version(*max)
+                })
+                .collect(),
+        )
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(
+            FEATURES
+                .iter()
+                .map(|(name, _, max)| {
+                    FinalizedFeatureKey::default()
+                        .with_name(StrBytes::from_static_str(name))
+                        .with_min_version_level(*max)
+                        .with_max_version_level(*max)
+                })
+                .collect(),
+        )
 }
 
 /// The v0 answer to an ApiVersions request at a version we do not support: UNSUPPORTED_VERSION

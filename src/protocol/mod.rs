@@ -172,6 +172,15 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> Result<Request
         ListGroups => ListGroupsRequest,
         DescribeGroups => DescribeGroupsRequest,
         DeleteGroups => DeleteGroupsRequest,
+        ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
+        ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest,
+        EndTxn => EndTxnRequest,
+        TxnOffsetCommit => TxnOffsetCommitRequest,
+        DescribeProducers => DescribeProducersRequest,
+        DescribeTransactions => DescribeTransactionsRequest,
+        ListTransactions => ListTransactionsRequest,
     })
 }
 
@@ -312,6 +321,15 @@ mod tests {
             ApiKey::ListGroups => ListGroupsRequest::default().into(),
             ApiKey::DescribeGroups => DescribeGroupsRequest::default().into(),
             ApiKey::DeleteGroups => DeleteGroupsRequest::default().into(),
+            ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default().into(),
+            ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default().into(),
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default().into(),
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default().into(),
+            ApiKey::EndTxn => EndTxnRequest::default().into(),
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
+            ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
+            ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
             other => panic!("{other:?}"),
         }
     }

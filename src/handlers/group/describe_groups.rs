@@ -60,7 +60,21 @@ fn describe(group_id: GroupId, group: Option<&Group>, version: i16) -> Described
         }
     };
     let Some(group) = group else { return dead() };
-    let GroupKind::Classic(classic) = &group.kind;
+    let GroupKind::Classic(classic) = &group.kind else {
+        // Kafka 4.0: DescribeGroups describes classic groups only.
+        return DescribedGroup::default()
+            .with_group_id(group_id.clone())
+            .with_group_state(StrBytes::from_static_str("Dead"))
+            .with_error_code(ResponseError::GroupIdNotFound.code())
+            .with_error_message(
+                Some(str_bytes(&format!(
+                    "Group {} is not a classic group.",
+                    group_id.0
+                )))
+                .filter(|_| version >= 6),
+            )
+            .with_authorized_operations(OPERATIONS_OMITTED);
+    };
     let stable = classic.state() == ClassicGroupState::Stable;
     let protocol = classic.protocol_name().unwrap_or_default().to_owned();
     let members = classic

@@ -2,6 +2,8 @@
 //! call on the `GroupCoordinator` (on the blocking pool: the coordinator appends to
 //! `__consumer_offsets`), and builds the response.
 
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod describe_groups;
 pub mod find_coordinator;

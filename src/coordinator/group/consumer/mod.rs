@@ -326,6 +326,12 @@ impl ConsumerGroup {
         let _ = self.timers.remove(member_id);
     }
 
+    /// Whether any member subscribes to `topic` (OffsetDelete refuses its offsets then).
+    #[must_use]
+    pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        self.subscribed_topic_names().contains(topic)
+    }
+
     /// All topic names the members subscribe to, by name or through a resolved regex.
     fn subscribed_topic_names(&self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
