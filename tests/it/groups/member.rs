@@ -280,6 +280,12 @@ fn run(state: &Arc<MemberState>, stop: &AtomicBool, config: &ClientConfig, topic
                 });
                 commit(&consumer, &message, state);
             }
+            // librdkafka reports a broker it cannot reach (restarting) through poll too; it
+            // reconnects by itself.
+            Some(Err(KafkaError::MessageConsumption(
+                code
+                @ (RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown),
+            ))) => eprintln!("{:8.3} [{}] poll: {code:?}", stamp(), state.name),
             Some(Err(error)) => state.error(format!("poll: {error}")),
             None => {}
         }

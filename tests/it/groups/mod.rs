@@ -1,6 +1,6 @@
 //! Consumer groups end to end: the classic protocol with real librdkafka members (`classic`),
 //! KIP-848 (`consumer_protocol`), many short-lived members (`churn`), committed offsets across
-//! restarts and retention (`offsets`), the admin APIs (`admin`), and stale or malformed requests
+//! restarts and retention (`offsets`), membership across restarts (`restart`), the admin APIs (`admin`), and stale or malformed requests
 //! on raw sockets (`bad_input`). Shared here: client configs, the record feed, the exactly-once
 //! check and bounded waits; `member` runs a consumer on its own thread, `raw` speaks the group
 //! APIs on a socket.
@@ -13,6 +13,7 @@ mod consumer_protocol;
 mod member;
 mod offsets;
 mod raw;
+mod restart;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
