@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::JoinGroupRequest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 
 use super::raw::{self, code};
-use super::{blocking, classic_config};
+use super::{blocking, classic_config, produce_per_partition};
 use crate::support;
 use crate::wire::Wire;
 
@@ -250,21 +248,7 @@ async fn commits_to_missing_topics_or_partitions_are_refused_per_partition() {
     {
         result.unwrap();
     }
-    let producer = support::producer(&bootstrap, "all", &[]);
-    for partition in 0..2 {
-        for i in 0..10 {
-            let value = format!("{partition}-{i}");
-            let _ = producer
-                .send(
-                    FutureRecord::<(), _>::to(&topic)
-                        .payload(&value)
-                        .partition(partition),
-                    Timeout::After(Duration::from_secs(20)),
-                )
-                .await
-                .unwrap();
-        }
-    }
+    produce_per_partition(&bootstrap, &topic, 2, 10).await;
     {
         let (address, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
         blocking(move || {

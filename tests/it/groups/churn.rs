@@ -136,27 +136,9 @@ async fn kip848_group_stays_usable_after_many_short_lived_members() {
             Duration::from_secs(30),
             blocking(move || {
                 let mut wire = Wire::connect(&address);
-                let table = raw::advertised(&mut wire);
-                let (_, max) =
-                    table[&(kafka_protocol::messages::ApiKey::ConsumerGroupHeartbeat as i16)];
-                let version = max.min(1);
+                let version = raw::heartbeat_version(&mut wire);
                 for _ in 0..100 {
-                    let id = if version >= 1 {
-                        uuid::Uuid::new_v4().to_string()
-                    } else {
-                        String::new()
-                    };
-                    let joined = wire.call(
-                        version,
-                        &ConsumerGroupHeartbeatRequest::default()
-                            .with_group_id(raw::group_id(&group))
-                            .with_member_id(raw::text(&id))
-                            .with_member_epoch(0)
-                            .with_rebalance_timeout_ms(5000)
-                            .with_subscribed_topic_names(Some(vec![raw::topic_name(&topic)]))
-                            .with_topic_partitions(Some(vec![])),
-                    );
-                    assert_eq!(joined.error_code, code::NONE, "{joined:?}");
+                    let joined = raw::kip848_join(&mut wire, version, &group, &[&topic]);
                     let member_id = joined.member_id.expect("member id");
                     let left = wire.call(
                         version,

@@ -172,6 +172,30 @@ impl Feed {
     }
 }
 
+/// Produces `count` records (`<partition>-<i>`) into each of `partitions` partitions at acks=all.
+pub(crate) async fn produce_per_partition(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: i64,
+) {
+    let producer = support::producer(bootstrap, "all", &[]);
+    for partition in 0..partitions {
+        for i in 0..count {
+            let value = format!("{partition}-{i}");
+            let _ = producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .payload(&value)
+                        .partition(partition),
+                    Timeout::After(Duration::from_secs(20)),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce {topic}-{partition}: {e}"));
+        }
+    }
+}
+
 /// Waits until `log` holds every produced record, lets in-flight duplicates arrive, then checks
 /// that each record was processed exactly once with its own key and value.
 pub(crate) async fn check_exactly_once(produced: &[Produced], log: &ConsumedLog) {

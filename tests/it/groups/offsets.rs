@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::ListGroupsRequest;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::raw::{self, code};
-use super::{blocking, classic_config};
+use super::{blocking, classic_config, produce_per_partition};
 use crate::support::{self, BinaryBroker, TestBroker};
 use crate::wire::Wire;
 
@@ -32,24 +30,6 @@ fn final_offset(partition: i32) -> i64 {
 /// consumer does).
 fn simple_offset(partition: i32) -> i64 {
     10 + i64::from(partition)
-}
-
-async fn produce(bootstrap: &str, topic: &str) {
-    let producer = support::producer(bootstrap, "all", &[]);
-    for partition in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let value = format!("p{partition}-{i}");
-            let _ = producer
-                .send(
-                    FutureRecord::<(), _>::to(topic)
-                        .payload(&value)
-                        .partition(partition),
-                    Timeout::After(Duration::from_secs(20)),
-                )
-                .await
-                .unwrap();
-        }
-    }
 }
 
 fn offsets(topic: &str, offset: impl Fn(i32) -> i64, metadata: bool) -> TopicPartitionList {
@@ -169,7 +149,7 @@ async fn committed_offsets_survive(restart: Restart) {
     let bootstrap = broker.bootstrap();
     let topic = support::topic_name("resume");
     support::create_topic(&bootstrap, &topic, PARTITIONS, &[]).await;
-    produce(&bootstrap, &topic).await;
+    produce_per_partition(&bootstrap, &topic, PARTITIONS, PER_PARTITION).await;
     let (g, h) = (
         support::topic_name("resume-g"),
         support::topic_name("resume-h"),

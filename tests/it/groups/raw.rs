@@ -16,10 +16,11 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -275,6 +276,19 @@ pub(crate) fn commit(
     member_id: &str,
     offsets: &[(&str, i32, i64)],
 ) -> BTreeMap<(String, i32), i16> {
+    commit_at(wire, OFFSET_COMMIT, group, generation, member_id, offsets)
+}
+
+/// `commit` at `version`: KIP-848 members must commit with v9+, their member epoch in the
+/// generation field.
+pub(crate) fn commit_at(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64)],
+) -> BTreeMap<(String, i32), i16> {
     let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
     for (topic, partition, offset) in offsets {
         topics.entry(topic).or_default().push(
@@ -300,7 +314,7 @@ pub(crate) fn commit(
                 })
                 .collect(),
         );
-    let response = wire.call(OFFSET_COMMIT, &request);
+    let response = wire.call(version, &request);
     response
         .topics
         .iter()
@@ -369,4 +383,43 @@ pub(crate) fn committed_of(
             })
         })
         .collect()
+}
+
+/// The ConsumerGroupHeartbeat version to use: the advertised maximum, at most 1 (v1 lets the
+/// client choose its member id, KIP-1082).
+pub(crate) fn heartbeat_version(wire: &mut Wire) -> i16 {
+    let (min, max) = *advertised(wire)
+        .get(&(ApiKey::ConsumerGroupHeartbeat as i16))
+        .expect("ConsumerGroupHeartbeat is advertised");
+    let version = max.min(1);
+    assert!(
+        min <= version,
+        "ConsumerGroupHeartbeat advertised as {min}..={max}"
+    );
+    version
+}
+
+/// A KIP-848 member joins `group` subscribed to `topics` (member epoch 0); at v1 it brings its
+/// own member id.
+pub(crate) fn kip848_join(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    topics: &[&str],
+) -> ConsumerGroupHeartbeatResponse {
+    let member_id = if version >= 1 {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        String::new()
+    };
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group_id(group))
+        .with_member_id(text(&member_id))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(5000)
+        .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
+        .with_topic_partitions(Some(vec![]));
+    let response = wire.call(version, &request);
+    assert_eq!(response.error_code, code::NONE, "{response:?}");
+    response
 }

@@ -1,19 +1,23 @@
 //! Groups across a broker restart. The coordinator persists a group's membership and
 //! assignment in `__consumer_offsets` and reloads them at start, so members that keep
 //! heartbeating through a restart keep their partitions: no rebalance, and consumption resumes
-//! exactly where it stopped.
+//! exactly where it stopped. A member that died with the broker is reloaded too, and expires
+//! when its session does.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 
 use super::member::{ConsumedLog, Member};
+use super::raw::{self, code};
 use super::{
-    Feed, check_exactly_once, check_no_errors, classic_config, consumer_protocol_config,
-    partitions, wait_for_split, wait_until,
+    Feed, blocking, check_exactly_once, check_no_errors, classic_config, consumer_protocol_config,
+    partitions, produce_per_partition, wait_for_split, wait_until,
 };
-use crate::support;
+use crate::support::{self, BinaryBroker};
+use crate::wire::Wire;
 
 /// How: two members split six partitions while a feed produces; the embedded broker shuts
 /// down and starts again over the same data dir on the same port. Both members reconnect and
@@ -89,4 +93,124 @@ async fn kip848_members_keep_their_partitions_across_a_restart() {
         consumer_protocol_config(bootstrap, &support::topic_name("restart-kip848"), "uniform")
     })
     .await;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Classic,
+    Kip848,
+}
+
+/// The offset the crashed member committed for `partition`.
+fn committed(partition: i32) -> i64 {
+    7 + i64::from(partition)
+}
+
+/// How: a raw-socket member joins (classic JoinGroup/SyncGroup, or a KIP-848 heartbeat) and
+/// commits `committed(p)` for four partitions; the binary is killed with SIGKILL and started
+/// again over its data dir. The dead member is reloaded with the group and holds its
+/// partitions until its 6 s session expires; then a new librdkafka member gets them all and,
+/// with `auto.offset.reset=error`, reads exactly from the committed offsets.
+async fn member_lost_in_a_crash_expires_after_reload(protocol: Protocol) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = support::group_binary_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut binary = BinaryBroker::start(dir.path(), &args);
+    let topic = support::topic_name("crash-member");
+    let group = support::topic_name("crash-group");
+    support::create_topic(&binary.bootstrap, &topic, 4, &[]).await;
+    produce_per_partition(&binary.bootstrap, &topic, 4, 20).await;
+    {
+        let (address, topic, group) = (binary.bootstrap.clone(), topic.clone(), group.clone());
+        blocking(move || {
+            let mut wire = Wire::connect(&address);
+            raw::require_classic(&mut wire);
+            let _ = raw::find_coordinators(&mut wire, &[&group]);
+            let offsets: Vec<(&str, i32, i64)> =
+                (0..4).map(|p| (topic.as_str(), p, committed(p))).collect();
+            let errors = if protocol == Protocol::Classic {
+                let member = raw::member(&mut wire, &group, &topic, &[0, 1, 2, 3]);
+                raw::commit(
+                    &mut wire,
+                    &group,
+                    member.generation,
+                    &member.member_id,
+                    &offsets,
+                )
+            } else {
+                let version = raw::heartbeat_version(&mut wire);
+                let joined = raw::kip848_join(&mut wire, version, &group, &[&topic]);
+                let assigned: usize = joined.assignment.as_ref().map_or(0, |a| {
+                    a.topic_partitions.iter().map(|t| t.partitions.len()).sum()
+                });
+                assert_eq!(
+                    assigned, 4,
+                    "the only member gets every partition: {joined:?}"
+                );
+                let member_id = joined.member_id.expect("member id").to_string();
+                raw::commit_at(
+                    &mut wire,
+                    9,
+                    &group,
+                    joined.member_epoch,
+                    &member_id,
+                    &offsets,
+                )
+            };
+            assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+        })
+        .await;
+    }
+    binary.kill9();
+
+    let restarted = Instant::now();
+    let binary = BinaryBroker::start(dir.path(), &args);
+    let mut config = if protocol == Protocol::Classic {
+        classic_config(&binary.bootstrap, &group)
+    } else {
+        consumer_protocol_config(&binary.bootstrap, &group, "uniform")
+    };
+    let _ = config.set("auto.offset.reset", "error");
+    let log = Arc::new(ConsumedLog::default());
+    let member = Member::start("new", &config, &[&topic], &log);
+    wait_for_split(&[&member], &partitions(&topic, 4), Duration::from_secs(25)).await;
+    let took = restarted.elapsed();
+    assert!(
+        took >= Duration::from_secs(5),
+        "the new member got every partition {took:?} after the restart: the reloaded member \
+         should have held them until its 6 s session expired"
+    );
+    let expected: BTreeSet<(i32, i64)> = (0..4)
+        .flat_map(|p| (committed(p)..20).map(move |o| (p, o)))
+        .collect();
+    wait_until(
+        Duration::from_secs(15),
+        || format!("{} of {} records", log.len(), expected.len()),
+        || log.len() >= expected.len(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let read: Vec<(i32, i64)> = log
+        .records()
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(read.len(), expected.len(), "no record twice");
+    assert_eq!(
+        read.into_iter().collect::<BTreeSet<_>>(),
+        expected,
+        "resumed at the commits"
+    );
+    let member = member.stop().await;
+    check_no_errors(&[&member]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn classic_member_lost_in_a_crash_expires_after_reload() {
+    member_lost_in_a_crash_expires_after_reload(Protocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_member_lost_in_a_crash_expires_after_reload() {
+    member_lost_in_a_crash_expires_after_reload(Protocol::Kip848).await;
 }
