@@ -11,6 +11,7 @@ use super::{
     partitions, wait_for_split, wait_until,
 };
 use crate::support;
+use rdkafka::ClientConfig;
 
 /// How: two members share six partitions while a feed produces; a third joins, the first
 /// closes (LeaveGroup); the consumed (partition, offset) pairs are exactly the produced ones.
@@ -30,6 +31,15 @@ async fn members_share_partitions_exactly_once_across_leave_and_join() {
 /// closes for good and B receives all partitions only once the session timeout expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn static_member_restarting_within_session_timeout_causes_no_rebalance() {
+    static_member_comes_back_without_rebalance(classic_config).await;
+}
+
+/// The static-membership scenario with members built by `config(bootstrap, group)`; KIP-848
+/// runs it too (there a static member leaves with member epoch -2, which keeps its
+/// assignment for its session).
+pub(crate) async fn static_member_comes_back_without_rebalance(
+    config: impl Fn(&str, &str) -> ClientConfig,
+) {
     let broker = support::group_broker().await;
     let bootstrap = broker.bootstrap_servers();
     let topic = support::topic_name("static");
@@ -38,9 +48,9 @@ async fn static_member_restarting_within_session_timeout_causes_no_rebalance() {
     let all = partitions(&topic, 6);
     let log = Arc::new(ConsumedLog::default());
     let timeout = Duration::from_secs(15);
-    let mut static_config = classic_config(&bootstrap, &group);
+    let mut static_config = config(&bootstrap, &group);
     let _ = static_config.set("group.instance.id", "instance-a");
-    let dynamic_config = classic_config(&bootstrap, &group);
+    let dynamic_config = config(&bootstrap, &group);
 
     let a = Member::start("a", &static_config, &[&topic], &log);
     let b = Member::start("b", &dynamic_config, &[&topic], &log);

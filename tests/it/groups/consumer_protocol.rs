@@ -32,6 +32,17 @@ async fn kip848_members_share_partitions_exactly_once_across_leave_and_join() {
     .await;
 }
 
+/// How: the static-membership scenario of `classic` with KIP-848 members: a static member
+/// that closes (heartbeat with epoch -2) and comes back within its session gets its partitions
+/// back while the other member sees no change; gone for good, it expires with its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_static_member_restarting_within_session_timeout_causes_no_rebalance() {
+    super::classic::static_member_comes_back_without_rebalance(|bootstrap, group| {
+        consumer_protocol_config(bootstrap, group, "uniform")
+    })
+    .await;
+}
+
 /// ConsumerGroupDescribe v0 of one group.
 fn describe(address: &str, group: &str) -> ConsumerGroupDescribeResponse {
     let mut wire = Wire::connect(address);
