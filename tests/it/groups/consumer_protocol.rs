@@ -5,9 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, OffsetFetchRequest,
 };
 
 use super::member::{ConsumedLog, Member};
@@ -217,5 +220,139 @@ async fn kip848_heartbeat_refuses_unknown_members_and_fenced_epochs() {
         assert_eq!(left.member_epoch, -1);
     })
     .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How: a raw KIP-848 member joins. OffsetCommit v9 carries its member epoch: the current one
+/// commits; another epoch is STALE_MEMBER_EPOCH (113), an unknown member UNKNOWN_MEMBER_ID,
+/// a commit outside any generation (epoch -1) into the non-empty group UNKNOWN_MEMBER_ID, and
+/// the pre-KIP-848 v8 UNSUPPORTED_VERSION (35), each for every partition. OffsetFetch v9 checks
+/// the epoch the same way, and answers an admin fetch (no member) regardless. Nothing but the
+/// good commit changes the committed offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_offset_commit_and_fetch_check_the_member_epoch() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("epoch");
+    support::create_topic(&bootstrap, &topic, 2, &[]).await;
+    let group = support::topic_name("epoch-group");
+    blocking(move || {
+        let mut wire = Wire::connect(&bootstrap);
+        raw::require(
+            &mut wire,
+            &[(ApiKey::OffsetCommit, 9), (ApiKey::OffsetFetch, 9)],
+        );
+        let version = raw::heartbeat_version(&mut wire);
+        let joined = raw::kip848_join(&mut wire, version, &group, &[&topic]);
+        let (member, epoch) = (
+            joined.member_id.clone().unwrap().to_string(),
+            joined.member_epoch,
+        );
+        let offsets = [(topic.as_str(), 0, 5), (topic.as_str(), 1, 6)];
+        let commit = |wire: &mut Wire, version: i16, member: &str, epoch: i32| -> Vec<i16> {
+            raw::commit_at(wire, version, &group, epoch, member, &offsets)
+                .into_values()
+                .collect()
+        };
+        assert_eq!(
+            commit(&mut wire, 9, &member, epoch),
+            [code::NONE, code::NONE]
+        );
+        let stale = [code::STALE_MEMBER_EPOCH, code::STALE_MEMBER_EPOCH];
+        assert_eq!(
+            commit(&mut wire, 9, &member, epoch + 1),
+            stale,
+            "a later epoch"
+        );
+        assert_eq!(
+            commit(&mut wire, 9, &member, epoch - 1),
+            stale,
+            "an earlier epoch"
+        );
+        let unknown = [code::UNKNOWN_MEMBER_ID, code::UNKNOWN_MEMBER_ID];
+        assert_eq!(commit(&mut wire, 9, "ghost", epoch), unknown);
+        assert_eq!(
+            commit(&mut wire, 9, "", -1),
+            unknown,
+            "a simple commit into a live group"
+        );
+        let old = [code::UNSUPPORTED_VERSION, code::UNSUPPORTED_VERSION];
+        assert_eq!(
+            commit(&mut wire, 8, &member, epoch),
+            old,
+            "KIP-848 members commit with v9+"
+        );
+
+        let fetch = |wire: &mut Wire, member: Option<&str>, epoch: i32| {
+            let request = OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(raw::group_id(&group))
+                    .with_member_id(member.map(raw::text))
+                    .with_member_epoch(epoch)
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(raw::topic_name(&topic))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+            ]);
+            wire.call(9, &request)
+        };
+        let fetched = fetch(&mut wire, Some(&member), epoch);
+        let committed = raw::committed_of(&fetched, &group);
+        assert_eq!(committed.values().copied().collect::<Vec<_>>(), [5, 6]);
+        let stale = fetch(&mut wire, Some(&member), epoch + 1);
+        assert_eq!(
+            stale.groups[0].error_code,
+            code::STALE_MEMBER_EPOCH,
+            "{stale:?}"
+        );
+        let ghost = fetch(&mut wire, Some("ghost"), epoch);
+        assert_eq!(
+            ghost.groups[0].error_code,
+            code::UNKNOWN_MEMBER_ID,
+            "{ghost:?}"
+        );
+        let admin = fetch(&mut wire, None, -1);
+        assert_eq!(
+            raw::committed_of(&admin, &group)
+                .values()
+                .copied()
+                .collect::<Vec<_>>(),
+            [5, 6]
+        );
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How: a KIP-848 member subscribes with a regular expression (librdkafka sends a `^`
+/// subscription to the broker as `SubscribedTopicRegex`). It gets the matching topic's
+/// partitions, then a topic created later that matches, and never one that does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_regex_subscription_follows_new_topics() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let prefix = support::topic_name("rx");
+    let (first, second, other) = (
+        format!("{prefix}-a"),
+        format!("{prefix}-b"),
+        support::topic_name("other"),
+    );
+    support::create_topic(&bootstrap, &first, 2, &[]).await;
+    support::create_topic(&bootstrap, &other, 2, &[]).await;
+    let config = consumer_protocol_config(&bootstrap, &support::topic_name("rx-group"), "uniform");
+    let log = Arc::new(ConsumedLog::default());
+    let pattern = format!("^{prefix}-.*");
+    let member = Member::start("rx", &config, &[&pattern], &log);
+    wait_for_split(&[&member], &partitions(&first, 2), Duration::from_secs(15)).await;
+
+    support::create_topic(&bootstrap, &second, 2, &[]).await;
+    let both: BTreeSet<_> = partitions(&first, 2)
+        .into_iter()
+        .chain(partitions(&second, 2))
+        .collect();
+    wait_for_split(&[&member], &both, Duration::from_secs(20)).await;
+    let member = member.stop().await;
+    check_no_errors(&[&member]);
     broker.shutdown().await.unwrap();
 }

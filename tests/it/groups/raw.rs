@@ -50,10 +50,12 @@ pub(crate) mod code {
     pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
     pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
     pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
     pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
     pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
     pub(crate) const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub(crate) const FENCED_MEMBER_EPOCH: i16 = 110;
+    pub(crate) const STALE_MEMBER_EPOCH: i16 = 113;
 }
 
 pub(crate) fn group_id(name: &str) -> GroupId {
