@@ -184,6 +184,12 @@ async fn a_rebalance_is_announced_by_heartbeat_and_completes_when_all_rejoin() {
         assert_eq!(listed, expected, "the leader gets every member");
         assert!(joined.members.is_empty(), "a follower gets no member list");
 
+        // Between JoinGroup and SyncGroup (CompletingRebalance) a heartbeat of the new
+        // generation is normal: Kafka resets the session and answers with no error.
+        assert_eq!(
+            raw::heartbeat(&mut second, &group, generation, &m2_id),
+            code::NONE
+        );
         let pending_sync = second.send(
             raw::SYNC_GROUP,
             &kafka_protocol::messages::SyncGroupRequest::default()
@@ -307,6 +313,79 @@ async fn commits_to_missing_topics_or_partitions_are_refused_per_partition() {
         assert_eq!(
             positions, expected,
             "resumed from the commits that succeeded"
+        );
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How: a static member (instance `i1`) joins without the MEMBER_ID_REQUIRED round trip and
+/// syncs. A restart of it (same instance id, empty member id) takes over: same generation, the
+/// old assignment back from SyncGroup, and the old member id is now FENCED_INSTANCE_ID (82).
+/// An admin LeaveGroup by instance id removes it (an unknown instance id is UNKNOWN_MEMBER_ID
+/// for that member only), after which its heartbeats are UNKNOWN_MEMBER_ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_static_member_is_replaced_by_its_restart_and_removed_by_instance_id() {
+    let (broker, topic, group) = setup(2).await;
+    let address = broker.bootstrap_servers();
+    blocking(move || {
+        let mut wire = Wire::connect(&address);
+        raw::require_classic(&mut wire);
+        let _ = raw::find_coordinators(&mut wire, &[&group]);
+        let static_join = |wire: &mut Wire| {
+            let request =
+                raw::join_request(&group, "", &topic).with_group_instance_id(Some(raw::text("i1")));
+            let response = raw::join(wire, &request);
+            assert_eq!(
+                response.error_code,
+                code::NONE,
+                "a static member needs no member id round trip: {response:?}"
+            );
+            response
+        };
+        let first = static_join(&mut wire);
+        let old_id = first.member_id.to_string();
+        let assignment = raw::assignment(&topic, &[0, 1]);
+        let synced = raw::sync(
+            &mut wire,
+            &group,
+            first.generation_id,
+            &old_id,
+            &[(&old_id, assignment.clone())],
+        );
+        assert_eq!(synced.error_code, code::NONE);
+
+        let restarted = static_join(&mut wire);
+        let new_id = restarted.member_id.to_string();
+        assert_ne!(new_id, old_id, "the restarted member gets a new member id");
+        assert_eq!(
+            restarted.generation_id, first.generation_id,
+            "no rebalance for a known static member"
+        );
+        let synced = raw::sync(&mut wire, &group, restarted.generation_id, &new_id, &[]);
+        assert_eq!(
+            (synced.error_code, synced.assignment),
+            (code::NONE, assignment),
+            "its assignment is kept"
+        );
+        let generation = restarted.generation_id;
+        assert_eq!(
+            raw::static_heartbeat(&mut wire, &group, generation, &old_id, Some("i1")),
+            code::FENCED_INSTANCE_ID,
+            "the replaced member is fenced"
+        );
+        assert_eq!(
+            raw::static_heartbeat(&mut wire, &group, generation, &new_id, Some("i1")),
+            code::NONE
+        );
+
+        let left = raw::leave_members(&mut wire, &group, &[("", Some("i1")), ("", Some("nobody"))]);
+        assert_eq!(left.error_code, code::NONE, "{left:?}");
+        let errors: Vec<i16> = left.members.iter().map(|m| m.error_code).collect();
+        assert_eq!(errors, [code::NONE, code::UNKNOWN_MEMBER_ID], "{left:?}");
+        assert_eq!(
+            raw::static_heartbeat(&mut wire, &group, generation, &new_id, Some("i1")),
+            code::UNKNOWN_MEMBER_ID
         );
     })
     .await;

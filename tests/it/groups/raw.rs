@@ -53,6 +53,7 @@ pub(crate) mod code {
     pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
     pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
     pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
     pub(crate) const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub(crate) const FENCED_MEMBER_EPOCH: i16 = 110;
     pub(crate) const STALE_MEMBER_EPOCH: i16 = 113;
@@ -252,10 +253,22 @@ pub(crate) fn sync(
 }
 
 pub(crate) fn heartbeat(wire: &mut Wire, group: &str, generation: i32, member_id: &str) -> i16 {
+    static_heartbeat(wire, group, generation, member_id, None)
+}
+
+/// A heartbeat that also names the member's `group.instance.id`.
+pub(crate) fn static_heartbeat(
+    wire: &mut Wire,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    instance: Option<&str>,
+) -> i16 {
     let request = HeartbeatRequest::default()
         .with_group_id(group_id(group))
         .with_generation_id(generation)
-        .with_member_id(text(member_id));
+        .with_member_id(text(member_id))
+        .with_group_instance_id(instance.map(text));
     wire.call(HEARTBEAT, &request).error_code
 }
 
@@ -266,6 +279,28 @@ pub(crate) fn leave(wire: &mut Wire, group: &str, member_id: &str) -> LeaveGroup
             kafka_protocol::messages::leave_group_request::MemberIdentity::default()
                 .with_member_id(text(member_id)),
         ]);
+    wire.call(LEAVE_GROUP, &request)
+}
+
+/// LeaveGroup v3+ for several members at once, each by member id and/or instance id (an
+/// admin removing static members sends only instance ids).
+pub(crate) fn leave_members(
+    wire: &mut Wire,
+    group: &str,
+    members: &[(&str, Option<&str>)],
+) -> LeaveGroupResponse {
+    let request = LeaveGroupRequest::default()
+        .with_group_id(group_id(group))
+        .with_members(
+            members
+                .iter()
+                .map(|(member_id, instance)| {
+                    kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                        .with_member_id(text(member_id))
+                        .with_group_instance_id(instance.map(text))
+                })
+                .collect(),
+        );
     wire.call(LEAVE_GROUP, &request)
 }
 
