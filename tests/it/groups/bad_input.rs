@@ -391,3 +391,57 @@ async fn a_static_member_is_replaced_by_its_restart_and_removed_by_instance_id()
     .await;
     broker.shutdown().await.unwrap();
 }
+
+/// How: a client pipelines requests on one connection, and Kafka applies them in order (it
+/// reads the next request only after answering the previous one). A leader commits at its
+/// generation and, without waiting, rejoins (which starts a new generation, completed at once
+/// since it is alone): the commit was sent first, so it must succeed at the old generation.
+/// Fifty rounds, to catch a commit validated after the rejoin it preceded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_commit_then_rejoin_take_effect_in_order() {
+    let (broker, topic, group) = setup(1).await;
+    let address = broker.bootstrap_servers();
+    blocking(move || {
+        let mut wire = Wire::connect(&address);
+        raw::require_classic(&mut wire);
+        let _ = raw::find_coordinators(&mut wire, &[&group]);
+        let member = raw::member(&mut wire, &group, &topic, &[0]);
+        let mut generation = member.generation;
+        for round in 0..50_i64 {
+            let commit =
+                raw::commit_request(&group, generation, &member.member_id, &[(&topic, 0, round)]);
+            let committed = wire.send(raw::OFFSET_COMMIT, &commit);
+            let joined = wire.send(
+                raw::JOIN_GROUP,
+                &raw::join_request(&group, &member.member_id, &topic),
+            );
+            let commit = wire.receive::<kafka_protocol::messages::OffsetCommitRequest>(
+                raw::OFFSET_COMMIT,
+                committed,
+            );
+            let join = wire.receive::<JoinGroupRequest>(raw::JOIN_GROUP, joined);
+            assert_eq!(
+                commit.topics[0].partitions[0].error_code,
+                code::NONE,
+                "round {round}: the commit sent at generation {generation} before the rejoin"
+            );
+            assert_eq!(join.error_code, code::NONE, "{join:?}");
+            assert_eq!(
+                join.generation_id,
+                generation + 1,
+                "the leader's rejoin starts a generation"
+            );
+            generation = join.generation_id;
+            let synced = raw::sync(
+                &mut wire,
+                &group,
+                generation,
+                &member.member_id,
+                &[(&member.member_id, member.assignment.clone())],
+            );
+            assert_eq!(synced.error_code, code::NONE);
+        }
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}

@@ -126,8 +126,8 @@ pub(crate) async fn static_member_comes_back_without_rebalance(
 
 /// How: with `partition.assignment.strategy=cooperative-sticky`, A holds all six partitions
 /// while a feed produces; B joins. A's callbacks revoke exactly the partitions that move to B
-/// (incremental, never everything), A keeps consuming the rest, and every record is processed
-/// exactly once.
+/// (incremental, never everything) and A keeps consuming the rest; B leaves and A only gains.
+/// Every record is processed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cooperative_sticky_revokes_only_what_moves() {
     let broker = support::group_broker().await;
@@ -161,9 +161,6 @@ async fn cooperative_sticky_revokes_only_what_moves() {
         || log.len() >= seen + 50,
     )
     .await;
-    let produced = feed.finish().await;
-    check_exactly_once(&produced, &log).await;
-
     let kept = a.state.assignment();
     let moved: BTreeSet<_> = all.difference(&kept).cloned().collect();
     assert_eq!(b.state.assignment(), moved);
@@ -186,14 +183,33 @@ async fn cooperative_sticky_revokes_only_what_moves() {
         "A was asked to give up exactly what moved; events: {:?}",
         a.state.events()
     );
-    // B's first partitions arrive only after A revoked them: B's records start at the offsets
-    // A committed, which check_exactly_once verified; and A kept consuming what it kept.
-    let a_after: usize = log.records()[seen..]
+    let a_after = log.records()[seen..]
         .iter()
         .filter(|r| r.member == "a")
         .count();
     assert!(a_after > 0, "A kept consuming its remaining partitions");
-    let (a, b) = (a.stop().await, b.stop().await);
+
+    // B leaves: A takes B's partitions back without giving up any of its own.
+    let before_leave = a.state.events().len();
+    let b = b.stop().await;
+    wait_for_split(&[&a], &all, timeout).await;
+    let seen = log.len();
+    wait_until(
+        timeout,
+        || format!("{} consumed", log.len()),
+        || log.len() >= seen + 50,
+    )
+    .await;
+    let produced = feed.finish().await;
+    check_exactly_once(&produced, &log).await;
+    let after_leave = &a.state.events()[before_leave..];
+    assert!(
+        after_leave
+            .iter()
+            .all(|e| matches!(e, RebalanceEvent::Assigned(_))),
+        "A only gained partitions when B left: {after_leave:?}"
+    );
+    let a = a.stop().await;
     check_no_errors(&[&a, &b]);
     broker.shutdown().await.unwrap();
 }

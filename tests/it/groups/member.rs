@@ -298,11 +298,17 @@ fn text(bytes: Option<&[u8]>) -> String {
 }
 
 /// Commits `message.offset() + 1`, retrying while the coordinator answers with an error that
-/// means "not now" rather than "not yours": REBALANCE_IN_PROGRESS (a classic group between
-/// JoinGroup and SyncGroup refuses commits; librdkafka hands that to a manual commit as a
-/// permanent error) and STALE_MEMBER_EPOCH (KIP-848: librdkafka does not retry manual commits
-/// and fetches the new epoch with its next heartbeat). The member does not poll meanwhile, so
-/// it cannot acknowledge a revocation of this partition before the commit lands.
+/// means "not now" rather than "not yours", each of which librdkafka hands to a manual commit
+/// as final:
+/// - REBALANCE_IN_PROGRESS: a classic group between JoinGroup and SyncGroup refuses commits.
+/// - ILLEGAL_GENERATION: with cooperative-sticky a member keeps consuming while it rejoins;
+///   librdkafka stamps the commit with the generation it has, and when the commit is read
+///   after the rejoin completed (Kafka, too, reads a connection's next request only after
+///   answering the JoinGroup) that generation is already the previous one.
+/// - STALE_MEMBER_EPOCH: KIP-848; the next heartbeat brings the new epoch.
+///
+/// The member does not poll meanwhile, so it cannot acknowledge a revocation of this partition
+/// before the commit lands: nobody else can own it yet.
 fn commit(
     consumer: &BaseConsumer<GroupContext>,
     message: &BorrowedMessage<'_>,
@@ -320,7 +326,9 @@ fn commit(
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => return,
             Err(KafkaError::ConsumerCommit(
-                code @ (RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::StaleMemberEpoch),
+                code @ (RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::StaleMemberEpoch),
             )) if Instant::now() < deadline => {
                 eprintln!(
                     "{:8.3} [{}] commit retry after {code:?}",

@@ -282,6 +282,40 @@ pub(crate) fn leave(wire: &mut Wire, group: &str, member_id: &str) -> LeaveGroup
     wire.call(LEAVE_GROUP, &request)
 }
 
+/// The OffsetCommit request `commit` sends (metadata `raw-<offset>`).
+pub(crate) fn commit_request(
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64)],
+) -> OffsetCommitRequest {
+    let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for (topic, partition, offset) in offsets {
+        topics.entry(topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(*offset)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(text(&format!("raw-{offset}")))),
+        );
+    }
+    OffsetCommitRequest::default()
+        .with_group_id(group_id(group))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(text(member_id))
+        .with_retention_time_ms(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+}
+
 /// LeaveGroup v3+ for several members at once, each by member id and/or instance id (an
 /// admin removing static members sends only instance ids).
 pub(crate) fn leave_members(
@@ -326,31 +360,7 @@ pub(crate) fn commit_at(
     member_id: &str,
     offsets: &[(&str, i32, i64)],
 ) -> BTreeMap<(String, i32), i16> {
-    let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for (topic, partition, offset) in offsets {
-        topics.entry(topic).or_default().push(
-            OffsetCommitRequestPartition::default()
-                .with_partition_index(*partition)
-                .with_committed_offset(*offset)
-                .with_committed_leader_epoch(-1)
-                .with_committed_metadata(Some(text(&format!("raw-{offset}")))),
-        );
-    }
-    let request = OffsetCommitRequest::default()
-        .with_group_id(group_id(group))
-        .with_generation_id_or_member_epoch(generation)
-        .with_member_id(text(member_id))
-        .with_retention_time_ms(-1)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name(name))
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        );
+    let request = commit_request(group, generation, member_id, offsets);
     let response = wire.call(version, &request);
     response
         .topics
