@@ -16,11 +16,12 @@ use kafka_protocol::messages::{
 use super::member::{ConsumedLog, Member};
 use super::raw::{self, code};
 use super::{
-    blocking, check_no_errors, consumer_protocol_config, leave_and_join_exactly_once, partitions,
-    wait_for_split,
+    blocking, check_no_errors, classic_config, consumer_protocol_config,
+    leave_and_join_exactly_once, partitions, wait_for_split, wait_until,
 };
 use crate::support;
 use crate::wire::Wire;
+use rdkafka::ClientConfig;
 
 /// How: the classic scenario (two members, a third joins, the first leaves, records keep
 /// coming) with KIP-848 members and the `uniform` assignor: exactly-once across both changes.
@@ -354,5 +355,121 @@ async fn kip848_regex_subscription_follows_new_topics() {
     wait_for_split(&[&member], &both, Duration::from_secs(20)).await;
     let member = member.stop().await;
     check_no_errors(&[&member]);
+    broker.shutdown().await.unwrap();
+}
+
+/// Consumes with a new member built by `config` until it read `count` records; returns their
+/// positions. `reset` is `auto.offset.reset`: `error` makes a missing commit fail.
+async fn consume_as(
+    config: ClientConfig,
+    reset: &str,
+    topic: &str,
+    count: usize,
+    name: &str,
+) -> BTreeSet<(i32, i64)> {
+    let mut config = config;
+    let _ = config.set("auto.offset.reset", reset);
+    let log = Arc::new(ConsumedLog::default());
+    let member = Member::start(name, &config, &[topic], &log);
+    wait_until(
+        Duration::from_secs(15),
+        || format!("{name} read {} of {count}", log.len()),
+        || log.len() >= count,
+    )
+    .await;
+    let member = member.stop().await;
+    check_no_errors(&[&member]);
+    let read: Vec<(i32, i64)> = log
+        .records()
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(read.len(), count, "{name} read a record twice");
+    read.into_iter().collect()
+}
+
+/// How: an empty group changes protocol and keeps its offsets, the upgrade path Kairos offers.
+/// A classic member reads and commits everything and leaves; a KIP-848 member then reads
+/// exactly the records produced since (`auto.offset.reset=error`). While it is in the group a
+/// classic JoinGroup is INCONSISTENT_GROUP_PROTOCOL (Kairos does not mix protocols in one
+/// group, unlike Kafka 4.0's online migration) and leaves the member alone. After it leaves, a
+/// classic member reads exactly the newer records again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_group_changes_protocol_and_keeps_its_offsets() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("switch");
+    support::create_topic(&bootstrap, &topic, 2, &[]).await;
+    let group = support::topic_name("switch-group");
+    let range = |from: i64, to: i64| -> BTreeSet<(i32, i64)> {
+        (0..2)
+            .flat_map(|p| (from..to).map(move |o| (p, o)))
+            .collect()
+    };
+
+    super::produce_per_partition(&bootstrap, &topic, 2, 10).await;
+    let first = classic_config(&bootstrap, &group);
+    let read = consume_as(first, "earliest", &topic, 20, "classic-1").await;
+    assert_eq!(read, range(0, 10));
+
+    super::produce_per_partition(&bootstrap, &topic, 2, 10).await;
+    let kip848 = consumer_protocol_config(&bootstrap, &group, "uniform");
+    let log = Arc::new(ConsumedLog::default());
+    let mut strict = kip848.clone();
+    let _ = strict.set("auto.offset.reset", "error");
+    let member = Member::start("kip848", &strict, &[&topic], &log);
+    wait_for_split(&[&member], &partitions(&topic, 2), Duration::from_secs(15)).await;
+    {
+        let (address, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
+        blocking(move || {
+            let mut wire = Wire::connect(&address);
+            let refused = raw::join(&mut wire, &raw::join_request(&group, "", &topic));
+            assert_eq!(
+                refused.error_code,
+                code::INCONSISTENT_GROUP_PROTOCOL,
+                "{refused:?}"
+            );
+        })
+        .await;
+    }
+    wait_until(
+        Duration::from_secs(15),
+        || format!("read {}", log.len()),
+        || log.len() >= 20,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        member.state.assignment(),
+        partitions(&topic, 2),
+        "the refused join changed nothing"
+    );
+    let member = member.stop().await;
+    check_no_errors(&[&member]);
+    let read: BTreeSet<_> = log
+        .records()
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(
+        (log.len(), read),
+        (20, range(10, 20)),
+        "KIP-848 resumed at the classic commits"
+    );
+
+    super::produce_per_partition(&bootstrap, &topic, 2, 10).await;
+    let read = consume_as(
+        classic_config(&bootstrap, &group),
+        "error",
+        &topic,
+        20,
+        "classic-2",
+    )
+    .await;
+    assert_eq!(
+        read,
+        range(20, 30),
+        "classic resumed at the KIP-848 commits"
+    );
     broker.shutdown().await.unwrap();
 }
