@@ -5,13 +5,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
+
 use super::member::{ConsumedLog, Member, RebalanceEvent};
 use super::{
     Feed, check_exactly_once, check_no_errors, classic_config, leave_and_join_exactly_once,
     partitions, wait_for_split, wait_until,
 };
 use crate::support;
-use rdkafka::ClientConfig;
 
 /// How: two members share six partitions while a feed produces; a third joins, the first
 /// closes (LeaveGroup); the consumed (partition, offset) pairs are exactly the produced ones.

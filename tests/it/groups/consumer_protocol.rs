@@ -1,17 +1,15 @@
-//! KIP-848 (`group.protocol=consumer`): librdkafka members with server-side assignors, and
-//! ConsumerGroupDescribe, ConsumerGroupHeartbeat errors on a raw socket.
+//! KIP-848 (`group.protocol=consumer`) with librdkafka members: server-side assignors, static
+//! members, regex and name subscriptions that follow topic changes, ConsumerGroupDescribe, and
+//! an empty group changing protocol.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
-};
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, OffsetFetchRequest,
 };
+use rdkafka::ClientConfig;
 
 use super::member::{ConsumedLog, Member};
 use super::raw::{self, code};
@@ -21,7 +19,6 @@ use super::{
 };
 use crate::support;
 use crate::wire::Wire;
-use rdkafka::ClientConfig;
 
 /// How: the classic scenario (two members, a third joins, the first leaves, records keep
 /// coming) with KIP-848 members and the `uniform` assignor: exactly-once across both changes.
@@ -136,193 +133,6 @@ async fn kip848_range_assignor_co_partitions_and_describe_shows_it() {
 
     let (a, b) = (a.stop().await, b.stop().await);
     check_no_errors(&[&a, &b]);
-    broker.shutdown().await.unwrap();
-}
-
-/// One ConsumerGroupHeartbeat at the highest version both sides know (v1 makes the client
-/// choose its member id, KIP-1082).
-fn heartbeat(
-    wire: &mut Wire,
-    version: i16,
-    request: &ConsumerGroupHeartbeatRequest,
-) -> ConsumerGroupHeartbeatResponse {
-    wire.call(version, request)
-}
-
-/// How: on a raw socket, a member joins (epoch 0) and gets an epoch; a heartbeat with an epoch
-/// the member never had is FENCED_MEMBER_EPOCH, one from an unknown member id is
-/// UNKNOWN_MEMBER_ID; afterwards the real member still heartbeats with no error and leaves
-/// (epoch -1).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kip848_heartbeat_refuses_unknown_members_and_fenced_epochs() {
-    let broker = support::group_broker().await;
-    let bootstrap = broker.bootstrap_servers();
-    let topic = support::topic_name("kip848-raw");
-    support::create_topic(&bootstrap, &topic, 3, &[]).await;
-    let group = support::topic_name("kip848-raw-group");
-    blocking(move || {
-        let mut wire = Wire::connect(&bootstrap);
-        let table = raw::advertised(&mut wire);
-        let (min, max) = *table
-            .get(&(ApiKey::ConsumerGroupHeartbeat as i16))
-            .expect("ConsumerGroupHeartbeat is advertised");
-        let version = max.min(1);
-        assert!(
-            min <= version,
-            "ConsumerGroupHeartbeat advertised as {min}..={max}"
-        );
-        let chosen_id = if version >= 1 {
-            uuid::Uuid::new_v4().to_string()
-        } else {
-            String::new()
-        };
-        let base = ConsumerGroupHeartbeatRequest::default().with_group_id(raw::group_id(&group));
-        let joined = heartbeat(
-            &mut wire,
-            version,
-            &base
-                .clone()
-                .with_member_id(raw::text(&chosen_id))
-                .with_member_epoch(0)
-                .with_rebalance_timeout_ms(5000)
-                .with_subscribed_topic_names(Some(vec![raw::topic_name(&topic)]))
-                .with_topic_partitions(Some(vec![])),
-        );
-        assert_eq!(joined.error_code, code::NONE, "{joined:?}");
-        assert!(joined.member_epoch >= 1, "{joined:?}");
-        assert!(joined.heartbeat_interval_ms > 0);
-        let member_id = joined.member_id.clone().expect("a member id").to_string();
-        if version >= 1 {
-            assert_eq!(member_id, chosen_id, "v1 keeps the client's member id");
-        }
-        let epoch = joined.member_epoch;
-        let beat = |wire: &mut Wire, member: &str, epoch: i32| {
-            heartbeat(
-                wire,
-                version,
-                &base
-                    .clone()
-                    .with_member_id(raw::text(member))
-                    .with_member_epoch(epoch),
-            )
-        };
-
-        let fenced = beat(&mut wire, &member_id, epoch + 7);
-        assert_eq!(fenced.error_code, code::FENCED_MEMBER_EPOCH, "{fenced:?}");
-        let unknown = beat(&mut wire, &uuid::Uuid::new_v4().to_string(), 3);
-        assert_eq!(unknown.error_code, code::UNKNOWN_MEMBER_ID, "{unknown:?}");
-
-        // The errors answer only those requests (Kafka writes no record for them): the member
-        // keeps its epoch, and a heartbeat with it still works.
-        let healthy = beat(&mut wire, &member_id, epoch);
-        assert_eq!(healthy.error_code, code::NONE, "{healthy:?}");
-        let left = beat(&mut wire, &member_id, -1);
-        assert_eq!(left.error_code, code::NONE, "{left:?}");
-        assert_eq!(left.member_epoch, -1);
-    })
-    .await;
-    broker.shutdown().await.unwrap();
-}
-
-/// How: a raw KIP-848 member joins. OffsetCommit v9 carries its member epoch: the current one
-/// commits; another epoch is STALE_MEMBER_EPOCH (113), an unknown member UNKNOWN_MEMBER_ID,
-/// a commit outside any generation (epoch -1) into the non-empty group UNKNOWN_MEMBER_ID, and
-/// the pre-KIP-848 v8 UNSUPPORTED_VERSION (35), each for every partition. OffsetFetch v9 checks
-/// the epoch the same way, and answers an admin fetch (no member) regardless. Nothing but the
-/// good commit changes the committed offset.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kip848_offset_commit_and_fetch_check_the_member_epoch() {
-    let broker = support::group_broker().await;
-    let bootstrap = broker.bootstrap_servers();
-    let topic = support::topic_name("epoch");
-    support::create_topic(&bootstrap, &topic, 2, &[]).await;
-    let group = support::topic_name("epoch-group");
-    blocking(move || {
-        let mut wire = Wire::connect(&bootstrap);
-        raw::require(
-            &mut wire,
-            &[(ApiKey::OffsetCommit, 9), (ApiKey::OffsetFetch, 9)],
-        );
-        let version = raw::heartbeat_version(&mut wire);
-        let joined = raw::kip848_join(&mut wire, version, &group, &[&topic]);
-        let (member, epoch) = (
-            joined.member_id.clone().unwrap().to_string(),
-            joined.member_epoch,
-        );
-        let offsets = [(topic.as_str(), 0, 5), (topic.as_str(), 1, 6)];
-        let commit = |wire: &mut Wire, version: i16, member: &str, epoch: i32| -> Vec<i16> {
-            raw::commit_at(wire, version, &group, epoch, member, &offsets)
-                .into_values()
-                .collect()
-        };
-        assert_eq!(
-            commit(&mut wire, 9, &member, epoch),
-            [code::NONE, code::NONE]
-        );
-        let stale = [code::STALE_MEMBER_EPOCH, code::STALE_MEMBER_EPOCH];
-        assert_eq!(
-            commit(&mut wire, 9, &member, epoch + 1),
-            stale,
-            "a later epoch"
-        );
-        assert_eq!(
-            commit(&mut wire, 9, &member, epoch - 1),
-            stale,
-            "an earlier epoch"
-        );
-        let unknown = [code::UNKNOWN_MEMBER_ID, code::UNKNOWN_MEMBER_ID];
-        assert_eq!(commit(&mut wire, 9, "ghost", epoch), unknown);
-        assert_eq!(
-            commit(&mut wire, 9, "", -1),
-            unknown,
-            "a simple commit into a live group"
-        );
-        let old = [code::UNSUPPORTED_VERSION, code::UNSUPPORTED_VERSION];
-        assert_eq!(
-            commit(&mut wire, 8, &member, epoch),
-            old,
-            "KIP-848 members commit with v9+"
-        );
-
-        let fetch = |wire: &mut Wire, member: Option<&str>, epoch: i32| {
-            let request = OffsetFetchRequest::default().with_groups(vec![
-                OffsetFetchRequestGroup::default()
-                    .with_group_id(raw::group_id(&group))
-                    .with_member_id(member.map(raw::text))
-                    .with_member_epoch(epoch)
-                    .with_topics(Some(vec![
-                        OffsetFetchRequestTopics::default()
-                            .with_name(raw::topic_name(&topic))
-                            .with_partition_indexes(vec![0, 1]),
-                    ])),
-            ]);
-            wire.call(9, &request)
-        };
-        let fetched = fetch(&mut wire, Some(&member), epoch);
-        let committed = raw::committed_of(&fetched, &group);
-        assert_eq!(committed.values().copied().collect::<Vec<_>>(), [5, 6]);
-        let stale = fetch(&mut wire, Some(&member), epoch + 1);
-        assert_eq!(
-            stale.groups[0].error_code,
-            code::STALE_MEMBER_EPOCH,
-            "{stale:?}"
-        );
-        let ghost = fetch(&mut wire, Some("ghost"), epoch);
-        assert_eq!(
-            ghost.groups[0].error_code,
-            code::UNKNOWN_MEMBER_ID,
-            "{ghost:?}"
-        );
-        let admin = fetch(&mut wire, None, -1);
-        assert_eq!(
-            raw::committed_of(&admin, &group)
-                .values()
-                .copied()
-                .collect::<Vec<_>>(),
-            [5, 6]
-        );
-    })
-    .await;
     broker.shutdown().await.unwrap();
 }
 
@@ -471,5 +281,49 @@ async fn an_empty_group_changes_protocol_and_keeps_its_offsets() {
         range(20, 30),
         "classic resumed at the KIP-848 commits"
     );
+    broker.shutdown().await.unwrap();
+}
+
+/// How: two KIP-848 members subscribe by name to a topic that exists and one that does not yet.
+/// When the second topic is created, and later when the first grows from 2 to 4 partitions
+/// (CreatePartitions), the coordinator notices and the members split every partition of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_assignment_follows_topic_creation_and_new_partitions() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let (first, later) = (support::topic_name("grow"), support::topic_name("later"));
+    support::create_topic(&bootstrap, &first, 2, &[]).await;
+    let config =
+        consumer_protocol_config(&bootstrap, &support::topic_name("grow-group"), "uniform");
+    let log = Arc::new(ConsumedLog::default());
+    let a = Member::start("a", &config, &[&first, &later], &log);
+    let b = Member::start("b", &config, &[&first, &later], &log);
+    let timeout = Duration::from_secs(20);
+    wait_for_split(&[&a, &b], &partitions(&first, 2), timeout).await;
+
+    support::create_topic(&bootstrap, &later, 2, &[]).await;
+    let both: BTreeSet<_> = partitions(&first, 2)
+        .into_iter()
+        .chain(partitions(&later, 2))
+        .collect();
+    wait_for_split(&[&a, &b], &both, timeout).await;
+
+    let grown = support::admin(&bootstrap)
+        .create_partitions(
+            [&rdkafka::admin::NewPartitions::new(&first, 4)],
+            &support::admin_options(),
+        )
+        .await
+        .unwrap();
+    for result in grown {
+        result.unwrap();
+    }
+    let all: BTreeSet<_> = partitions(&first, 4)
+        .into_iter()
+        .chain(partitions(&later, 2))
+        .collect();
+    wait_for_split(&[&a, &b], &all, timeout).await;
+    let (a, b) = (a.stop().await, b.stop().await);
+    check_no_errors(&[&a, &b]);
     broker.shutdown().await.unwrap();
 }

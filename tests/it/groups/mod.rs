@@ -1,7 +1,8 @@
-//! Consumer groups end to end: the classic protocol with real librdkafka members (`classic`),
-//! KIP-848 (`consumer_protocol`), many short-lived members (`churn`), committed offsets across
-//! restarts and retention (`offsets`), membership across restarts (`restart`), the admin APIs (`admin`), and stale or malformed requests
-//! on raw sockets (`bad_input`). Shared here: client configs, the record feed, the exactly-once
+//! Consumer groups end to end. Real librdkafka members: the classic protocol (`classic`),
+//! KIP-848 (`consumer_protocol`), many short-lived members (`churn`), membership across broker
+//! restarts (`restart`). Committed offsets across restarts and retention (`offsets`), the admin
+//! APIs (`admin`). Exact error codes on raw sockets: classic (`bad_input`), KIP-848
+//! (`consumer_protocol_raw`). Shared here: client configs, the record feed, the exactly-once
 //! check and bounded waits; `member` runs a consumer on its own thread, `raw` speaks the group
 //! APIs on a socket.
 
@@ -10,6 +11,7 @@ mod bad_input;
 mod churn;
 mod classic;
 mod consumer_protocol;
+mod consumer_protocol_raw;
 mod member;
 mod offsets;
 mod raw;

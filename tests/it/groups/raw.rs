@@ -53,6 +53,7 @@ pub(crate) mod code {
     pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
     pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
     pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
     pub(crate) const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub(crate) const FENCED_MEMBER_EPOCH: i16 = 110;
