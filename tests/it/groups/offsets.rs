@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::ListGroupsRequest;
+use kafka_protocol::messages::{DeleteGroupsRequest, ListGroupsRequest};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -257,6 +257,109 @@ async fn offsets_of_a_group_without_members_expire_after_retention() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How many records `__consumer_offsets` holds (all of its 3 partitions), read as a client.
+fn offsets_topic_records(bootstrap: &str) -> usize {
+    let consumer = support::consumer(bootstrap);
+    support::assign(&consumer, "__consumer_offsets", 3, Offset::Beginning);
+    support::consume(&consumer, 100_000, Duration::from_millis(1500)).len()
+}
+
+/// Starts the embedded broker over `dir` with 1 KiB `__consumer_offsets` segments and a cleaner
+/// that looks for dirty logs every 50 ms from the start.
+async fn compacting_broker(dir: &Path) -> kairos::BrokerHandle {
+    support::group_broker_builder()
+        .data_dir(dir)
+        .config("offsets.topic.segment.bytes", "1024")
+        .config("log.cleaner.backoff.ms", "50")
+        .config("log.initial.task.delay.ms", "0")
+        .start()
+        .await
+        .expect("broker starts")
+}
+
+/// How: with 1 KiB segments for `__consumer_offsets` and a cleaner every 50 ms, group G
+/// commits one partition 400 times (each commit supersedes the previous one) and group H
+/// commits once and is deleted (DeleteGroups writes tombstones). The cleaner compacts the
+/// internal topic: reading it as a client shows most of the 400 commits gone. After a clean
+/// restart G's offset is its last commit and H stays deleted: the reload of a compacted log
+/// is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_offsets_topic_is_compacted_and_reloads_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("compact-offsets");
+    support::create_topic(&bootstrap, &topic, 1, &[]).await;
+    let (g, h) = (
+        support::topic_name("compact-g"),
+        support::topic_name("compact-h"),
+    );
+    {
+        let (address, topic, g, h) = (bootstrap.clone(), topic.clone(), g.clone(), h.clone());
+        blocking(move || {
+            let mut wire = Wire::connect(&address);
+            raw::require_classic(&mut wire);
+            let _ = raw::find_coordinators(&mut wire, &[&g, &h]);
+            for offset in 1..=400 {
+                let errors = raw::commit(&mut wire, &g, -1, "", &[(&topic, 0, offset)]);
+                assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+            }
+            let errors = raw::commit(&mut wire, &h, -1, "", &[(&topic, 0, 7)]);
+            assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+            let deleted = wire.call(
+                2,
+                &DeleteGroupsRequest::default().with_groups_names(vec![raw::group_id(&h)]),
+            );
+            assert_eq!(deleted.results[0].error_code, code::NONE, "{deleted:?}");
+        })
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let address = bootstrap.clone();
+        let records = blocking(move || offsets_topic_records(&address)).await;
+        eprintln!("__consumer_offsets holds {records} records");
+        if records < 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "__consumer_offsets still holds {records} records: never compacted"
+        );
+    }
+    broker.shutdown().await.unwrap();
+
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    blocking(move || {
+        let mut wire = Wire::connect(&bootstrap);
+        let fetched = raw::fetch_offsets(
+            &mut wire,
+            &[(&g, Some((&topic, &[0]))), (&h, Some((&topic, &[0])))],
+        );
+        assert_eq!(
+            raw::committed_of(&fetched, &g)[&(topic.clone(), 0)],
+            400,
+            "the last commit"
+        );
+        assert_eq!(
+            raw::committed_of(&fetched, &h)[&(topic.clone(), 0)],
+            -1,
+            "the deleted group"
+        );
+        let listed = wire.call(raw::LIST_GROUPS, &ListGroupsRequest::default());
+        assert!(
+            listed
+                .groups
+                .iter()
+                .all(|group| group.group_id.as_str() != h),
+            "{listed:?}"
+        );
     })
     .await;
     broker.shutdown().await.unwrap();
