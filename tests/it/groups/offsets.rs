@@ -270,13 +270,15 @@ fn offsets_topic_records(bootstrap: &str) -> usize {
 }
 
 /// Starts the embedded broker over `dir` with 1 KiB `__consumer_offsets` segments and a cleaner
-/// that looks for dirty logs every 50 ms from the start.
-async fn compacting_broker(dir: &Path) -> kairos::BrokerHandle {
+/// that looks for dirty logs every 50 ms from the start. No initial rebalance delay: callers
+/// cycle members through empty groups.
+pub(crate) async fn compacting_broker(dir: &Path) -> kairos::BrokerHandle {
     support::group_broker_builder()
         .data_dir(dir)
         .config("offsets.topic.segment.bytes", "1024")
         .config("log.cleaner.backoff.ms", "50")
         .config("log.initial.task.delay.ms", "0")
+        .config("group.initial.rebalance.delay.ms", "0")
         .start()
         .await
         .expect("broker starts")

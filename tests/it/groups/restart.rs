@@ -214,3 +214,123 @@ async fn classic_member_lost_in_a_crash_expires_after_reload() {
 async fn kip848_member_lost_in_a_crash_expires_after_reload() {
     member_lost_in_a_crash_expires_after_reload(Protocol::Kip848).await;
 }
+
+/// How: on a broker that compacts `__consumer_offsets` (1 KiB segments, cleaner every 50 ms),
+/// 50 raw members join and leave a classic group and 50 a KIP-848 group, and in each group a
+/// last member commits offsets and leaves. The broker restarts over the compacted log. A new
+/// member of each group gets every partition at once (no member that left comes back to hold
+/// partitions until a session expires) and reads exactly from the commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_reload_from_a_compacted_log_without_members_that_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = super::offsets::compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("ghost");
+    support::create_topic(&bootstrap, &topic, 2, &[]).await;
+    produce_per_partition(&bootstrap, &topic, 2, 10).await;
+    let (classic, kip848) = (
+        support::topic_name("ghost-classic"),
+        support::topic_name("ghost-kip848"),
+    );
+    {
+        let (address, topic, classic, kip848) = (
+            bootstrap.clone(),
+            topic.clone(),
+            classic.clone(),
+            kip848.clone(),
+        );
+        blocking(move || {
+            let mut wire = Wire::connect(&address);
+            raw::require_classic(&mut wire);
+            let _ = raw::find_coordinators(&mut wire, &[&classic, &kip848]);
+            let offsets = [(topic.as_str(), 0, 3), (topic.as_str(), 1, 4)];
+            for round in 0..=50 {
+                let member = raw::member(&mut wire, &classic, &topic, &[0, 1]);
+                if round == 50 {
+                    let errors = raw::commit(
+                        &mut wire,
+                        &classic,
+                        member.generation,
+                        &member.member_id,
+                        &offsets,
+                    );
+                    assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+                }
+                assert_eq!(
+                    raw::leave(&mut wire, &classic, &member.member_id).error_code,
+                    code::NONE
+                );
+            }
+            let version = raw::heartbeat_version(&mut wire);
+            for round in 0..=50 {
+                let joined = raw::kip848_join(&mut wire, version, &kip848, &[&topic]);
+                let member_id = joined.member_id.clone().expect("member id");
+                if round == 50 {
+                    let errors = raw::commit_at(
+                        &mut wire,
+                        9,
+                        &kip848,
+                        joined.member_epoch,
+                        member_id.as_str(),
+                        &offsets,
+                    );
+                    assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+                }
+                let leave = kafka_protocol::messages::ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(raw::group_id(&kip848))
+                    .with_member_id(member_id)
+                    .with_member_epoch(-1);
+                assert_eq!(wire.call(version, &leave).error_code, code::NONE);
+            }
+        })
+        .await;
+    }
+    // The cleaner runs every 50 ms; give it a few passes over the last segments.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker.shutdown().await.unwrap();
+
+    let broker = super::offsets::compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let expected: BTreeSet<(i32, i64)> = (3..10)
+        .map(|o| (0, o))
+        .chain((4..10).map(|o| (1, o)))
+        .collect();
+    for (group, config) in [
+        (&classic, classic_config(&bootstrap, &classic)),
+        (
+            &kip848,
+            consumer_protocol_config(&bootstrap, &kip848, "uniform"),
+        ),
+    ] {
+        let mut config = config;
+        let _ = config.set("auto.offset.reset", "error");
+        let log = Arc::new(ConsumedLog::default());
+        let started = Instant::now();
+        let member = Member::start(group, &config, &[&topic], &log);
+        wait_for_split(&[&member], &partitions(&topic, 2), Duration::from_secs(15)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{group}: partitions came after {:?}, as if a member that left was reloaded",
+            started.elapsed()
+        );
+        wait_until(
+            Duration::from_secs(15),
+            || format!("{group} read {}", log.len()),
+            || log.len() >= expected.len(),
+        )
+        .await;
+        let member = member.stop().await;
+        check_no_errors(&[&member]);
+        let read: BTreeSet<(i32, i64)> = log
+            .records()
+            .iter()
+            .map(|r| (r.partition, r.offset))
+            .collect();
+        assert_eq!(
+            (log.len(), read),
+            (expected.len(), expected.clone()),
+            "{group} resumed at its commits"
+        );
+    }
+    broker.shutdown().await.unwrap();
+}
