@@ -445,3 +445,115 @@ async fn pipelined_commit_then_rejoin_take_effect_in_order() {
     .await;
     broker.shutdown().await.unwrap();
 }
+
+/// How: members that stop taking part are removed by the coordinator's timers. A member that
+/// does not rejoin a rebalance is dropped when the rebalance timeout (1 s) expires, and the
+/// others' JoinGroup completes without it; a member that stops heartbeating is dropped when
+/// its session (1 s) expires, leaving the group Empty. Each then gets UNKNOWN_MEMBER_ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_that_stop_taking_part_are_removed_by_their_timeouts() {
+    let (broker, topic, group) = setup(2).await;
+    let address = broker.bootstrap_servers();
+    blocking(move || {
+        let quick = |member: &str| {
+            raw::join_request(&group, member, &topic)
+                .with_session_timeout_ms(1000)
+                .with_rebalance_timeout_ms(1000)
+        };
+        let mut first = Wire::connect(&address);
+        raw::require_classic(&mut first);
+        let _ = raw::find_coordinators(&mut first, &[&group]);
+        let asked = raw::join(&mut first, &quick(""));
+        let m1 = asked.member_id.to_string();
+        let joined = raw::join(&mut first, &quick(&m1));
+        assert_eq!(joined.error_code, code::NONE, "{joined:?}");
+        let synced = raw::sync(
+            &mut first,
+            &group,
+            joined.generation_id,
+            &m1,
+            &[(&m1, raw::assignment(&topic, &[0, 1]))],
+        );
+        assert_eq!(synced.error_code, code::NONE);
+
+        // M2 joins; M1 keeps heartbeating (it is told of the rebalance) but never rejoins.
+        let mut second = Wire::connect(&address);
+        let m2 = raw::join(&mut second, &quick("")).member_id.to_string();
+        let pending = second.send(raw::JOIN_GROUP, &quick(&m2));
+        second.set_read_timeout(Duration::from_secs(10));
+        let started = Instant::now();
+        let m1_beat = std::thread::spawn({
+            let (address, group, m1) = (address.clone(), group.clone(), m1.clone());
+            let generation = joined.generation_id;
+            move || {
+                let mut wire = Wire::connect(&address);
+                let mut seen = Vec::new();
+                for _ in 0..30 {
+                    let error = raw::heartbeat(&mut wire, &group, generation, &m1);
+                    seen.push(error);
+                    if error == code::UNKNOWN_MEMBER_ID {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                seen
+            }
+        });
+        let completed = second.receive::<JoinGroupRequest>(raw::JOIN_GROUP, pending);
+        let took = started.elapsed();
+        assert_eq!(completed.error_code, code::NONE, "{completed:?}");
+        assert_eq!(
+            completed.leader.as_str(),
+            m2,
+            "the member that rejoined leads the new generation"
+        );
+        assert_eq!(completed.members.len(), 1, "{completed:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "the rebalance waited {took:?} for a 1 s rebalance timeout"
+        );
+        let beats = m1_beat.join().unwrap();
+        assert_eq!(
+            beats.last(),
+            Some(&code::UNKNOWN_MEMBER_ID),
+            "M1 was removed: {beats:?}"
+        );
+        assert!(
+            beats.contains(&code::REBALANCE_IN_PROGRESS),
+            "M1 was told of the rebalance: {beats:?}"
+        );
+
+        // M2 syncs, then goes silent: its 1 s session expires and the group is Empty.
+        let generation = completed.generation_id;
+        let synced = raw::sync(
+            &mut second,
+            &group,
+            generation,
+            &m2,
+            &[(&m2, raw::assignment(&topic, &[0, 1]))],
+        );
+        assert_eq!(synced.error_code, code::NONE);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let described = second.call(
+                raw::DESCRIBE_GROUPS,
+                &kafka_protocol::messages::DescribeGroupsRequest::default()
+                    .with_groups(vec![raw::group_id(&group)]),
+            );
+            if described.groups[0].group_state.as_str() == "Empty" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "M2's session never expired: {described:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            raw::heartbeat(&mut second, &group, generation, &m2),
+            code::UNKNOWN_MEMBER_ID
+        );
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
