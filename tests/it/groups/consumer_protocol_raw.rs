@@ -1,12 +1,17 @@
 //! KIP-848 on raw sockets, where the exact error code matters: ConsumerGroupHeartbeat
-//! fencing, member epochs in OffsetCommit and OffsetFetch, the group size limit.
+//! fencing, member epochs in OffsetCommit and OffsetFetch, the group size limit, the
+//! revocation (rebalance) timeout.
+
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, OffsetFetchRequest,
+    consumer_group_heartbeat_request,
 };
+use kafka_protocol::protocol::StrBytes;
 
 use super::blocking;
 use super::raw::{self, code};
@@ -245,6 +250,124 @@ async fn kip848_group_refuses_members_beyond_its_max_size() {
         assert_eq!(left.error_code, code::NONE, "{left:?}");
         let admitted = heartbeat(&mut wire, version, &join);
         assert_eq!(admitted.error_code, code::NONE, "{admitted:?}");
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// A KIP-848 heartbeat of a member that reports it owns `owned` (topic id, partitions).
+fn beat_owning(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    member: &StrBytes,
+    epoch: i32,
+    owned: &[(uuid::Uuid, Vec<i32>)],
+) -> ConsumerGroupHeartbeatResponse {
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(raw::group_id(group))
+        .with_member_id(member.clone())
+        .with_member_epoch(epoch)
+        .with_topic_partitions(Some(
+            owned
+                .iter()
+                .map(|(id, partitions)| {
+                    consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(*id)
+                        .with_partitions(partitions.clone())
+                })
+                .collect(),
+        ));
+    heartbeat(wire, version, &request)
+}
+
+/// The assignment in a heartbeat answer as `(topic id, partitions)`; `None` if it did not change.
+fn assigned(response: &ConsumerGroupHeartbeatResponse) -> Option<Vec<(uuid::Uuid, Vec<i32>)>> {
+    response.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .map(|t| {
+                let mut partitions = t.partitions.clone();
+                partitions.sort_unstable();
+                (t.topic_id, partitions)
+            })
+            .collect()
+    })
+}
+
+/// How: member M1 (rebalance timeout 1 s) owns both partitions; M2 joins, so M1 is asked to
+/// give one up. M1 keeps heartbeating but keeps reporting both as owned (it never finishes
+/// revoking). When its rebalance timeout expires the coordinator fences it (its heartbeats are
+/// refused from then on) and M2 ends up with both partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kip848_member_that_never_revokes_is_fenced_after_its_rebalance_timeout() {
+    let broker = support::group_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("revoke");
+    support::create_topic(&bootstrap, &topic, 2, &[]).await;
+    let group = support::topic_name("revoke-group");
+    blocking(move || {
+        let mut first = Wire::connect(&bootstrap);
+        let version = raw::heartbeat_version(&mut first);
+        let joined = raw::kip848_join_with_timeout(&mut first, version, &group, &[&topic], 1000);
+        let m1 = joined.member_id.clone().expect("member id");
+        let owned = assigned(&joined).expect("the first member's assignment");
+        assert_eq!(owned.len(), 1);
+        assert_eq!(owned[0].1, [0, 1], "{joined:?}");
+        let mut epoch = joined.member_epoch;
+        let acked = beat_owning(&mut first, version, &group, &m1, epoch, &owned);
+        assert_eq!(acked.error_code, code::NONE, "{acked:?}");
+        epoch = acked.member_epoch;
+
+        let mut second = Wire::connect(&bootstrap);
+        let joined2 = raw::kip848_join(&mut second, version, &group, &[&topic]);
+        let m2 = joined2.member_id.clone().expect("member id");
+        let mut m2_epoch = joined2.member_epoch;
+        let mut m2_owned = assigned(&joined2).unwrap_or_default();
+
+        let started = Instant::now();
+        let mut m1_errors = Vec::new();
+        loop {
+            // M1 insists on owning both partitions.
+            let answer = beat_owning(&mut first, version, &group, &m1, epoch, &owned);
+            if answer.error_code != code::NONE {
+                m1_errors.push(answer.error_code);
+            } else {
+                epoch = answer.member_epoch;
+            }
+            // M2 acknowledges whatever it is given.
+            let answer = beat_owning(&mut second, version, &group, &m2, m2_epoch, &m2_owned);
+            assert_eq!(answer.error_code, code::NONE, "M2: {answer:?}");
+            m2_epoch = answer.member_epoch;
+            if let Some(new) = assigned(&answer) {
+                m2_owned = new;
+            }
+            let m2_all = m2_owned.iter().map(|(_, p)| p.len()).sum::<usize>() == 2;
+            if !m1_errors.is_empty() && m2_all {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "after {:?}: M1 errors {m1_errors:?}, M2 owns {m2_owned:?}",
+                started.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            m1_errors
+                .iter()
+                .all(|e| matches!(*e, code::UNKNOWN_MEMBER_ID | code::FENCED_MEMBER_EPOCH)),
+            "M1 is fenced: {m1_errors:?}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900),
+            "M1 was fenced after {took:?}, before its 1 s rebalance timeout"
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "M1 was fenced after {took:?}: by its 6 s session, not its 1 s rebalance timeout"
+        );
     })
     .await;
     broker.shutdown().await.unwrap();

@@ -455,6 +455,17 @@ pub(crate) fn kip848_join(
     group: &str,
     topics: &[&str],
 ) -> ConsumerGroupHeartbeatResponse {
+    kip848_join_with_timeout(wire, version, group, topics, 5000)
+}
+
+/// `kip848_join` with the member's rebalance timeout: how long it may take to revoke.
+pub(crate) fn kip848_join_with_timeout(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    topics: &[&str],
+    rebalance_timeout_ms: i32,
+) -> ConsumerGroupHeartbeatResponse {
     let member_id = if version >= 1 {
         uuid::Uuid::new_v4().to_string()
     } else {
@@ -464,7 +475,7 @@ pub(crate) fn kip848_join(
         .with_group_id(group_id(group))
         .with_member_id(text(&member_id))
         .with_member_epoch(0)
-        .with_rebalance_timeout_ms(5000)
+        .with_rebalance_timeout_ms(rebalance_timeout_ms)
         .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
         .with_topic_partitions(Some(vec![]));
     let response = wire.call(version, &request);
