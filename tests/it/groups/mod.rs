@@ -1,10 +1,10 @@
 //! Consumer groups end to end. Real librdkafka members: the classic protocol (`classic`),
 //! KIP-848 (`consumer_protocol`), many short-lived members (`churn`), membership across broker
-//! restarts (`restart`). Committed offsets across restarts and retention (`offsets`), the admin
-//! APIs (`admin`). Exact error codes on raw sockets: classic (`bad_input`), KIP-848
-//! (`consumer_protocol_raw`). Shared here: client configs, the record feed, the exactly-once
-//! check and bounded waits; `member` runs a consumer on its own thread, `raw` speaks the group
-//! APIs on a socket.
+//! restarts (`restart`), offsets in transactions (`transactions`). Committed offsets across
+//! restarts, compaction and retention (`offsets`), the admin APIs (`admin`). Exact error codes
+//! on raw sockets: classic (`bad_input`), KIP-848 (`consumer_protocol_raw`). Shared here:
+//! client configs, the record feed, the exactly-once check and bounded waits; `member` runs a
+//! consumer on its own thread, `raw` speaks the group APIs on a socket.
 
 mod admin;
 mod bad_input;
@@ -16,6 +16,7 @@ mod member;
 mod offsets;
 mod raw;
 mod restart;
+mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
