@@ -584,3 +584,78 @@ async fn fetching_the_offsets_topic_while_it_is_compacted_returns_whole_batches(
     eprintln!("{fetches} fetches checked");
     broker.shutdown().await.unwrap();
 }
+
+/// How: on a compacted `__consumer_offsets` (group G commits 50 times, group H commits and is
+/// deleted, so its tombstones are the last records), every partition is walked with raw
+/// fetches from 0 as a consumer does, then fetched at every offset from the last one returned
+/// up to the high watermark. Kafka never answers a fetch with only batches that end before the
+/// fetch offset: librdkafka reads no message from such an answer, doubles its fetch size and,
+/// after ten of them, fails with MSG_SIZE_TOO_LARGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fetches_of_the_compacted_offsets_topic_never_answer_below_the_fetch_offset() {
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("tail");
+    support::create_topic(&bootstrap, &topic, 1, &[]).await;
+    let (g, h) = (support::topic_name("tail-g"), support::topic_name("tail-h"));
+    blocking(move || {
+        let mut wire = Wire::connect(&bootstrap);
+        let _ = raw::find_coordinators(&mut wire, &[&g, &h]);
+        for offset in 1..=50 {
+            let errors = raw::commit(&mut wire, &g, -1, "", &[(&topic, 0, offset)]);
+            assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+        }
+        let errors = raw::commit(&mut wire, &h, -1, "", &[(&topic, 0, 7)]);
+        assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+        let deleted = wire.call(
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![raw::group_id(&h)]),
+        );
+        assert_eq!(deleted.results[0].error_code, code::NONE);
+        // Let the cleaner (every 50 ms) go over what was written.
+        std::thread::sleep(Duration::from_millis(500));
+
+        let mut fetch = |partition: i32, offset: i64| {
+            let request = FetchRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_max_bytes(52_428_800)
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(raw::topic_name("__consumer_offsets"))
+                        .with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(partition)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(1 << 20),
+                        ]),
+                ]);
+            let response = wire.call(12, &request);
+            let data = response.responses[0].partitions[0].clone();
+            assert_eq!(data.error_code, code::NONE, "{data:?}");
+            let records = data.records.clone().unwrap_or_default();
+            let what = format!(
+                "__consumer_offsets-{partition} at {offset} (high watermark {})",
+                data.high_watermark
+            );
+            (check_batches(&records, offset, &what), data.high_watermark)
+        };
+        for partition in 0..3 {
+            let mut next = 0;
+            let high_watermark = loop {
+                match fetch(partition, next) {
+                    (Some(last), _) => next = last + 1,
+                    (None, high_watermark) => break high_watermark,
+                }
+            };
+            for offset in next..=high_watermark {
+                let _ = fetch(partition, offset);
+            }
+        }
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
