@@ -135,6 +135,68 @@ fn keeps_exactly_the_latest_record_per_key_with_offsets_preserved() {
     }
 }
 
+/// How: 3,000 keys written three times in batches of 40 records (the last round deletes every
+/// tenth key with an old tombstone) into segments of about 2,500 records, and a cleaner whose
+/// map holds 921 keys, fewer than one segment. Each pass maps a prefix of the dirty range that
+/// ends inside a segment, often inside a batch, and the next continues there.
+#[test]
+fn a_map_smaller_than_a_segment_cleans_in_several_passes_to_one_record_per_key() {
+    const KEYS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let config = LogConfig {
+        segment_bytes: 96 << 10,
+        ..compacted()
+    };
+    let log = manager
+        .get_or_create(&TopicPartition::new("p", 0), config, 0)
+        .unwrap();
+    for round in 0..3 {
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(40) {
+            let builder = chunk.iter().fold(RecordBatchBuilder::new(), |b, &k| {
+                let key = format!("key-{k:04}");
+                let value = (round < 2 || k % 10 != 0).then(|| format!("{round}-{k}"));
+                b.record(
+                    Some(key.as_bytes()),
+                    value.as_deref().map(str::as_bytes),
+                    10,
+                )
+            });
+            let mut bytes = builder.build();
+            let _ = log.append(&mut bytes, AppendOrigin::Client, 10, 0).unwrap();
+        }
+    }
+    sync_and_roll(&log);
+    let expected: BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)> = latest(&rows(&log))
+        .into_iter()
+        .filter(|(_, (_, value))| value.is_some())
+        .collect();
+    assert_eq!(expected.len(), KEYS - KEYS / 10);
+    assert!(log.segment_count() > 3);
+
+    let mut cleaner = LogCleaner::new(0);
+    let mut ends = Vec::new();
+    while let Some((_, stats)) = manager.clean_once(100_000, &mut cleaner).unwrap() {
+        ends.push(stats.first_dirty_offset);
+        assert!(ends.len() < 50, "passes make progress: {ends:?}");
+    }
+    assert!(
+        ends.len() >= 8,
+        "9,000 keyed records, 921 per map: {ends:?}"
+    );
+    assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+    assert!(
+        ends.iter().any(|&end| end % 40 != 0),
+        "some pass ends inside a batch: {ends:?}"
+    );
+    assert_eq!(
+        latest(&rows(&log)),
+        expected,
+        "the latest value of every live key at its offset; deleted keys gone"
+    );
+    assert_eq!(rows(&log).len(), expected.len(), "nothing else");
+}
+
 #[test]
 fn tombstones_disappear_after_delete_retention() {
     let dir = tempfile::tempdir().unwrap();

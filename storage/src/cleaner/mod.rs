@@ -5,16 +5,23 @@
 //! touched: the active segment, anything at or past the last stable offset, anything not yet
 //! fsynced (recovery trusts a crash-free prefix to end at segment boundaries, see
 //! `loader.rs`), and segments newer than `min.compaction.lag.ms`. Only whole segments are
-//! cleaned.
+//! rewritten.
 //!
 //! One pass:
 //! 1. Scan the dirty section into an [`OffsetMap`] (key → latest offset), skipping control
-//!    batches and aborted transactions. If the map fills, the pass ends at the last segment
-//!    that fit and the rest waits for the next pass: memory is bounded, not the log.
-//! 2. Rewrite every cleanable segment, in groups that fit `segment.bytes`, dropping records
+//!    batches and aborted transactions. If the map fills, the mapped range ends at the first
+//!    record whose key did not fit, which may lie inside a segment or even inside a batch: that
+//!    offset becomes the new first dirty offset and the next pass maps from there (Kafka's
+//!    multi-pass cleaning). Memory is bounded, not the log, and a pass always makes progress,
+//!    however many keys one segment holds.
+//! 2. Rewrite every segment that starts below the end of the mapped range (the clean section
+//!    and the mapped dirty one), in groups that fit `segment.bytes`, dropping records
 //!    that a later offset of the same key supersedes, records of aborted transactions,
 //!    tombstones older than `delete.retention.ms`, and transaction markers older than that
 //!    whose transaction kept no data. A producer's last batch is kept (empty if need be).
+//!    Records at or past the end of the mapped range (in the segment where the map filled) are
+//!    kept as they are, tombstones included: this pass has not removed the older versions they
+//!    supersede.
 //! 3. Swap each group in crash-safely (see [`swap`]).
 //!
 //! Offsets never change; reads see gaps where records were removed.
@@ -24,6 +31,7 @@ mod rewrite;
 pub(crate) mod swap;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 pub use offset_map::{MapFull, OffsetMap};
@@ -48,7 +56,8 @@ pub struct CleanerStats {
     pub segments_replaced: usize,
     /// Dirty ratio before the pass.
     pub dirty_ratio: f64,
-    /// The new first dirty offset (the log's cleaner checkpoint).
+    /// The new first dirty offset (the log's cleaner checkpoint): where the next pass starts
+    /// mapping. Inside a segment when the offset map filled.
     pub first_dirty_offset: i64,
 }
 
@@ -132,18 +141,21 @@ impl LogCleaner {
         };
         let aborted =
             log.aborted_transactions(log.log_start_offset(), to_clean.first_uncleanable_offset);
-        let Some(end) = self.build_map(log, &segments, &to_clean, &aborted, &mut stats)? else {
-            tracing::warn!(dir = ?log.dir(), "offset map too small for one segment; raise the cleaner's dedupe buffer");
+        let end = self.build_map(log, &segments, &to_clean, &aborted, &mut stats)?;
+        // An empty map always takes its first key, so a pass with dirty bytes maps something.
+        debug_assert!(end > to_clean.first_dirty_offset, "a pass makes progress");
+        if end <= to_clean.first_dirty_offset {
             return Ok(None);
-        };
+        }
         let config = log.config();
         let context = PassContext {
             delete_horizon_ms: now_ms.saturating_sub(config.delete_retention_ms),
+            map_end: end,
             aborted,
             producer_last_offsets: log.producer_last_offsets(),
         };
         let mut txn_state = TxnRetention::default();
-        let cleanable: Vec<&SegmentInfo> = segments.iter().filter(|s| s.upper <= end).collect();
+        let cleanable: Vec<&SegmentInfo> = segments.iter().filter(|s| s.base < end).collect();
         for group in group_by_size(&cleanable, config.segment_bytes) {
             let replaced = self.clean_group(log, &group, &context, &mut txn_state, &mut stats)?;
             stats.segments_replaced += replaced;
@@ -152,8 +164,10 @@ impl LogCleaner {
         Ok(Some(stats))
     }
 
-    /// Fills the map from the dirty section. Returns the offset the pass cleans up to: the
-    /// upper bound of the last dirty segment that fit, or `None` if not even one fit.
+    /// Fills the map from the dirty section, starting at its first offset. Returns the end of
+    /// the mapped range: every keyed record from the first dirty offset up to it is in the
+    /// map. That is the upper bound of the last dirty segment, or, when the map fills, the
+    /// offset of the first record whose key did not fit.
     fn build_map(
         &mut self,
         log: &Log,
@@ -161,36 +175,52 @@ impl LogCleaner {
         to_clean: &LogToClean,
         aborted: &[AbortedTxn],
         stats: &mut CleanerStats,
-    ) -> Result<Option<i64>> {
+    ) -> Result<i64> {
         self.map.clear();
-        let mut end = None;
-        for segment in segments.iter().filter(|s| {
-            s.upper > to_clean.first_dirty_offset && s.upper <= to_clean.first_uncleanable_offset
-        }) {
-            let mut full = false;
+        let first_dirty = to_clean.first_dirty_offset;
+        let mut end = first_dirty;
+        for segment in segments
+            .iter()
+            .filter(|s| s.upper > first_dirty && s.upper <= to_clean.first_uncleanable_offset)
+        {
+            let mut stop = None;
             scan(log, segment, |batch| {
-                if batch.is_control() || is_aborted(batch, aborted) {
-                    return Ok(());
+                // Below the first dirty offset (a segment an earlier pass mapped in part) the
+                // records are clean already; control and aborted batches supersede nothing.
+                if batch.last_offset() < first_dirty
+                    || batch.is_control()
+                    || is_aborted(batch, aborted)
+                {
+                    return Ok(ControlFlow::Continue(()));
                 }
-                let records =
-                    crate::record::RecordBytes::of(batch).map_err(Error::InvalidRecord)?;
-                for record in records.records() {
-                    let record = record.map_err(Error::InvalidRecord)?;
-                    let Some(key) = record.key else { continue };
-                    let offset = batch.base_offset() + i64::from(record.offset_delta);
-                    if self.map.put(key, offset).is_err() {
-                        full = true;
-                    }
-                }
-                Ok(())
+                stop = self.map_batch(batch, first_dirty)?;
+                Ok(match stop {
+                    Some(_) => ControlFlow::Break(()),
+                    None => ControlFlow::Continue(()),
+                })
             })?;
             stats.bytes_read += u64::from(segment.size);
-            if full {
-                break;
+            if let Some(offset) = stop {
+                return Ok(offset);
             }
-            end = Some(segment.upper);
+            end = segment.upper;
         }
         Ok(end)
+    }
+
+    /// Puts the keyed records of `batch` at or after `from` into the map. Returns the offset
+    /// of the first record whose key did not fit, if any; the records before it are mapped.
+    fn map_batch(&mut self, batch: &RecordBatchHeader<'_>, from: i64) -> Result<Option<i64>> {
+        let records = crate::record::RecordBytes::of(batch).map_err(Error::InvalidRecord)?;
+        for record in records.records() {
+            let record = record.map_err(Error::InvalidRecord)?;
+            let offset = batch.base_offset() + i64::from(record.offset_delta);
+            let Some(key) = record.key else { continue };
+            if offset >= from && self.map.put(key, offset).is_err() {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
     }
 
     /// Rewrites one group of segments and swaps it in. Returns how many segments it replaced
@@ -220,7 +250,7 @@ impl LogCleaner {
                 if let Some((bytes, decision)) = held.replace((batch.bytes().to_vec(), out)) {
                     changed |= write_decision(&mut writer, &bytes, decision)?;
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })?;
             stats.bytes_read += u64::from(segment.size);
         }
@@ -259,6 +289,9 @@ impl LogCleaner {
         let keep_empty = producer >= 0
             && context.producer_last_offsets.get(&producer) == Some(&batch.last_offset());
         if batch.is_control() {
+            if batch.base_offset() >= context.map_end {
+                return Ok(Filtered::Unchanged);
+            }
             let marker = control::parse_marker(batch);
             // An ABORT marker's records are always removed, so only its age matters; a COMMIT
             // marker must stay while any record of its transaction does.
@@ -281,8 +314,11 @@ impl LogCleaner {
                 None => true,
                 Some(key) => {
                     let latest = self.map.get(key).is_none_or(|latest| latest <= offset);
-                    let expired_tombstone =
-                        record.value.is_none() && timestamp < context.delete_horizon_ms;
+                    // Past the mapped range the older versions a tombstone hides may still
+                    // be in the log (nothing mapped them away), so it must stay.
+                    let expired_tombstone = record.value.is_none()
+                        && timestamp < context.delete_horizon_ms
+                        && offset < context.map_end;
                     latest && !expired_tombstone
                 }
             };
@@ -322,6 +358,8 @@ fn keep_as_empty(bytes: &[u8]) -> Result<Filtered> {
 /// Inputs shared by every group of one pass.
 struct PassContext {
     delete_horizon_ms: i64,
+    /// End of the range the map covers: records at or past it are kept as they are.
+    map_end: i64,
     aborted: Vec<AbortedTxn>,
     producer_last_offsets: HashMap<i64, i64>,
 }
@@ -338,11 +376,11 @@ fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
     aborted.iter().any(|a| a.covers(batch))
 }
 
-/// Calls `visit` for every batch of `segment`, CRC-checked.
+/// Calls `visit` for every batch of `segment`, CRC-checked, until it breaks.
 fn scan(
     log: &Log,
     segment: &SegmentInfo,
-    mut visit: impl FnMut(&RecordBatchHeader<'_>) -> Result<()>,
+    mut visit: impl FnMut(&RecordBatchHeader<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let mut reader = BatchReader::new(segment.file.clone(), 0, segment.size);
     loop {
@@ -350,7 +388,9 @@ fn scan(
             Ok((_, bytes)) => {
                 let batch = RecordBatchHeader::parse(bytes)
                     .map_err(|reason| Error::corrupt(log.dir(), u64::from(segment.size), reason))?;
-                visit(&batch)?;
+                if visit(&batch)?.is_break() {
+                    return Ok(());
+                }
             }
             Err(ScanStop::End) => return Ok(()),
             Err(ScanStop::Invalid(position, reason)) => {
