@@ -157,8 +157,15 @@ impl LogCleaner {
         let mut txn_state = TxnRetention::default();
         let cleanable: Vec<&SegmentInfo> = segments.iter().filter(|s| s.base < end).collect();
         for group in group_by_size(&cleanable, config.segment_bytes) {
-            let replaced = self.clean_group(log, &group, &context, &mut txn_state, &mut stats)?;
-            stats.segments_replaced += replaced;
+            match self.clean_group(log, &group, &context, &mut txn_state, &mut stats)? {
+                GroupOutcome::Replaced(count) => stats.segments_replaced += count,
+                GroupOutcome::Unchanged => {}
+                // A later group may drop a tombstone whose older values sit in this one, which
+                // would bring them back; and this group's superseded records must go before the
+                // range counts as clean. So the pass ends here and the next one maps the same
+                // range again (only the groups already swapped are done).
+                GroupOutcome::Abandoned => return Ok(Some(stats)),
+            }
         }
         stats.first_dirty_offset = end;
         Ok(Some(stats))
@@ -223,8 +230,7 @@ impl LogCleaner {
         Ok(None)
     }
 
-    /// Rewrites one group of segments and swaps it in. Returns how many segments it replaced
-    /// (0 when nothing changed, which skips the swap).
+    /// Rewrites one group of segments and swaps it in, unless nothing changed.
     fn clean_group(
         &mut self,
         log: &Log,
@@ -232,9 +238,9 @@ impl LogCleaner {
         context: &PassContext,
         txn_state: &mut TxnRetention,
         stats: &mut CleanerStats,
-    ) -> Result<usize> {
+    ) -> Result<GroupOutcome> {
         let Some(first) = group.first() else {
-            return Ok(0);
+            return Ok(GroupOutcome::Unchanged);
         };
         let mut writer = swap::CleanedSegment::create(log, first.base)?;
         // Merging several segments into one is a change even if no record goes.
@@ -263,7 +269,7 @@ impl LogCleaner {
         }
         if !changed {
             writer.discard(log);
-            return Ok(0);
+            return Ok(GroupOutcome::Unchanged);
         }
         let upper = group.last().map_or(first.upper, |s| s.upper);
         let kept_aborted: Vec<AbortedTxn> = context
@@ -275,8 +281,11 @@ impl LogCleaner {
             .collect();
         stats.bytes_written += writer.bytes();
         let bases: Vec<(i64, u32)> = group.iter().map(|s| (s.base, s.size)).collect();
-        writer.commit(log, &kept_aborted, &bases)?;
-        Ok(group.len())
+        Ok(if writer.commit(log, &kept_aborted, &bases)? {
+            GroupOutcome::Replaced(group.len())
+        } else {
+            GroupOutcome::Abandoned
+        })
     }
 
     fn filter(
@@ -331,6 +340,16 @@ impl LogCleaner {
         }
         Ok(out)
     }
+}
+
+/// What became of one group of segments.
+enum GroupOutcome {
+    /// Nothing to remove: the segments stay as they are.
+    Unchanged,
+    /// Swapped in; this many segments were replaced.
+    Replaced(usize),
+    /// The segments changed while the group was rewritten; the cleaned copy was discarded.
+    Abandoned,
 }
 
 /// Writes a batch's fate; returns whether it differs from the original.
