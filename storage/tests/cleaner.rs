@@ -189,12 +189,26 @@ fn a_map_smaller_than_a_segment_cleans_in_several_passes_to_one_record_per_key()
         ends.iter().any(|&end| end % 40 != 0),
         "some pass ends inside a batch: {ends:?}"
     );
-    assert_eq!(
-        latest(&rows(&log)),
-        expected,
-        "the latest value of every live key at its offset; deleted keys gone"
+    let after = rows(&log);
+    let found = latest(&after);
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(key, value)| found.get(*key) != Some(value))
+        .map(|(key, _)| String::from_utf8_lossy(key))
+        .chain(
+            found
+                .keys()
+                .filter(|key| !expected.contains_key(*key))
+                .map(|key| String::from_utf8_lossy(key)),
+        )
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} keys differ from the latest live write, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
     );
-    assert_eq!(rows(&log).len(), expected.len(), "nothing else");
+    assert_eq!(after.len(), expected.len(), "one record per live key");
 }
 
 #[test]
@@ -408,21 +422,88 @@ mod model {
     use super::*;
     use proptest::prelude::*;
 
+    /// Keys of the bulk batches: more than the 921 keys the model's cleaner maps per pass.
+    const BULK_KEYS: u16 = 1_500;
+
     #[derive(Debug, Clone)]
     enum Op {
+        /// One record: key `key{k}`, a value or (None) a tombstone.
         Put(u8, Option<u8>),
+        /// One batch of `count` records over the bulk keys, every `tombstone_every`th a
+        /// tombstone, so that the offset map fills and passes end inside batches.
+        PutMany {
+            first_key: u16,
+            count: u16,
+            tombstone_every: u16,
+        },
         Roll,
         Clean,
-        Reopen,
+        /// Restart: after a clean shutdown, or (false) after dropping everything, as a crash
+        /// of the process would, so that recovery runs.
+        Reopen(bool),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             6 => (0u8..12, proptest::option::weighted(0.8, any::<u8>())).prop_map(|(k, v)| Op::Put(k, v)),
+            2 => (0..BULK_KEYS, 100u16..1_200, 2u16..20).prop_map(|(first_key, count, tombstone_every)| {
+                Op::PutMany { first_key, count, tombstone_every }
+            }),
             1 => Just(Op::Roll),
-            1 => Just(Op::Clean),
-            1 => Just(Op::Reopen),
+            2 => Just(Op::Clean),
+            1 => any::<bool>().prop_map(Op::Reopen),
         ]
+    }
+
+    /// Key → (offset, value) of its latest write.
+    type Model = BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)>;
+
+    fn put_many(log: &Log, model: &mut Model, op: (u16, u16, u16), now: i64) {
+        let (first_key, count, tombstone_every) = op;
+        let records: Vec<(String, Option<String>)> = (0..count)
+            .map(|i| {
+                let key = format!("bulk{}", (first_key + i * 7) % BULK_KEYS);
+                let value = (i % tombstone_every != 0).then(|| format!("v{now}-{i}"));
+                (key, value)
+            })
+            .collect();
+        let mut bytes = records
+            .iter()
+            .fold(RecordBatchBuilder::new(), |b, (key, value)| {
+                b.record(
+                    Some(key.as_bytes()),
+                    value.as_deref().map(str::as_bytes),
+                    now,
+                )
+            })
+            .build();
+        let AppendOutcome::Appended(info) = log
+            .append(&mut bytes, AppendOrigin::Client, now, 0)
+            .unwrap()
+        else {
+            panic!("not appended")
+        };
+        for (offset, (key, value)) in (info.first_offset..).zip(records) {
+            let _ = model.insert(key.into_bytes(), (offset, value.map(String::into_bytes)));
+        }
+    }
+
+    /// The log holds the model's latest record of every key at its offset; a deleted key may
+    /// instead be absent (its tombstone cleaned); nothing else is there twice.
+    fn check(log: &Log, model: &Model) -> Result<(), TestCaseError> {
+        let seen = rows(log);
+        prop_assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
+        let latest = latest(&seen);
+        for (key, expected) in model {
+            match (&expected.1, latest.get(key)) {
+                (Some(_), Some(found)) => prop_assert_eq!(expected, found),
+                (None, None) => {}
+                (None, Some(found)) => prop_assert_eq!(expected, found),
+                (_, None) => prop_assert!(false, "key {:?}: expected {:?}, absent", key, expected),
+            }
+        }
+        prop_assert!(latest.keys().all(|k| model.contains_key(k)));
+        Ok(())
     }
 
     proptest! {
@@ -431,16 +512,18 @@ mod model {
             ..ProptestConfig::default()
         })]
 
-        /// Random keyed writes, deletes, rolls, cleaner passes and restarts: the log's latest
-        /// record per key always matches the model (a deleted key may be absent entirely once
-        /// its tombstone is cleaned), and offsets only ever increase.
+        /// Random keyed writes, deletes, bulk batches, rolls, cleaner passes with a map smaller
+        /// than the key space, and clean and unclean restarts: after every step the log's
+        /// latest record per key is the model's, at the same offset (a deleted key may be
+        /// absent entirely once its tombstone is cleaned), and offsets only ever increase.
         #[test]
         fn latest_per_key_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
             let dir = tempfile::tempdir().unwrap();
             let tp = TopicPartition::new("m", 0);
             let mut manager = LogManager::open_std(dir.path(), 0).unwrap();
             let mut log = manager.get_or_create(&tp, compacted(), 0).unwrap();
-            let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+            let mut cleaner = LogCleaner::new(0);
+            let mut model = Model::new();
             let mut now = 0i64;
             for op in ops {
                 now += 300;
@@ -448,13 +531,18 @@ mod model {
                     Op::Put(k, v) => {
                         let key = format!("key{k}");
                         let value = v.map(|v| format!("value{v}"));
-                        put(&log, &key, value.as_deref(), now);
-                        model.insert(key.into_bytes(), value.map(String::into_bytes));
+                        let offset = put(&log, &key, value.as_deref(), now);
+                        model.insert(key.into_bytes(), (offset, value.map(String::into_bytes)));
+                    }
+                    Op::PutMany { first_key, count, tombstone_every } => {
+                        put_many(&log, &mut model, (first_key, count, tombstone_every), now);
                     }
                     Op::Roll => sync_and_roll(&log),
-                    Op::Clean => { let _ = clean(&manager, now); }
-                    Op::Reopen => {
-                        manager.shutdown(now).unwrap();
+                    Op::Clean => { let _ = manager.clean_once(now, &mut cleaner).unwrap(); }
+                    Op::Reopen(clean_shutdown) => {
+                        if clean_shutdown {
+                            manager.shutdown(now).unwrap();
+                        }
                         drop(log);
                         drop(manager);
                         manager = LogManager::open_std(dir.path(), now).unwrap();
@@ -462,17 +550,7 @@ mod model {
                         log.update_config(compacted());
                     }
                 }
-                let seen = rows(&log);
-                prop_assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
-                let latest = latest(&seen);
-                for (key, value) in &model {
-                    match (value, latest.get(key)) {
-                        (Some(v), Some((_, Some(seen)))) => prop_assert_eq!(v, seen),
-                        (None, None | Some((_, None))) => {}
-                        (expected, found) => prop_assert!(false, "key {:?}: expected {:?}, found {:?}", key, expected, found),
-                    }
-                }
-                prop_assert_eq!(latest.len() <= model.len(), true);
+                check(&log, &model)?;
             }
         }
     }
