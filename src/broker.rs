@@ -322,7 +322,12 @@ async fn open_state(
         Arc::clone(&config),
         Arc::clone(&clock),
         Arc::clone(&metadata),
-        crate::coordinator::group::offsets_topic::OffsetsTopic::new(
+        crate::coordinator::internal_topic::InternalTopic::new(
+            crate::coordinator::internal_topic::InternalTopicSpec {
+                name: crate::coordinator::group::OFFSETS_TOPIC,
+                partitions: config.offsets_topic_num_partitions(),
+                segment_bytes: config.offsets_topic_segment_bytes(),
+            },
             Arc::clone(&config),
             Arc::clone(&clock),
             Arc::clone(&metadata),
