@@ -211,6 +211,48 @@ fn a_map_smaller_than_a_segment_cleans_in_several_passes_to_one_record_per_key()
     assert_eq!(after.len(), expected.len(), "one record per live key");
 }
 
+/// How: 15 rounds of overwriting five keys, each round rolled and cleaned. Every pass leaves
+/// its groups' last batches (emptied when all their records are superseded) to keep offsets
+/// contiguous across segments; a later pass that merges those segments must drop the empty
+/// batches that are no longer any group's last, or they pile up forever.
+#[test]
+fn empty_batches_left_by_a_pass_do_not_accumulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("e", 0), compacted(), 0)
+        .unwrap();
+    let mut cleaner = LogCleaner::new(1 << 20);
+    for round in 0..15 {
+        for i in 0..20 {
+            put(
+                &log,
+                &format!("k{}", i % 5),
+                Some(&format!("{round}-{i}")),
+                10,
+            );
+        }
+        sync_and_roll(&log);
+        while manager.clean_once(100, &mut cleaner).unwrap().is_some() {}
+    }
+    let mut empty = 0;
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let data = log.read(offset, 1 << 20, None).unwrap();
+        for batch in Batches::new(&data.records) {
+            let (_, batch) = batch.unwrap();
+            empty += usize::from(batch.records_count() == 0);
+            offset = batch.last_offset() + 1;
+        }
+    }
+    assert_eq!(rows(&log).len(), 5);
+    assert!(
+        empty <= log.segment_count(),
+        "{empty} empty batches in {} segments",
+        log.segment_count()
+    );
+}
+
 #[test]
 fn tombstones_disappear_after_delete_retention() {
     let dir = tempfile::tempdir().unwrap();

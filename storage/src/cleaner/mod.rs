@@ -313,6 +313,12 @@ impl LogCleaner {
             }
             return Ok(Filtered::Unchanged);
         }
+        // An empty batch is left by an earlier pass as its producer's or its group's last
+        // batch. It stays only while it is still its producer's last (the group's last batch
+        // is kept by the caller), or empty batches would pile up with every pass.
+        if batch.records_count() == 0 && !keep_empty {
+            return Ok(Filtered::Dropped);
+        }
         if is_aborted(batch, &context.aborted) {
             return rewrite::filter_batch(batch, keep_empty, |_, _, _| false)
                 .map_err(Error::InvalidRecord);
