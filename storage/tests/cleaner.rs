@@ -280,6 +280,31 @@ fn a_read_after_cleaning_always_carries_a_record() {
     }
 }
 
+/// How: records whose timestamps lie an hour past the cleaner's clock (a producer's clock
+/// ahead, or event times), cleaned with `min.compaction.lag.ms` 0 and then with one minute.
+#[test]
+fn future_timestamps_hold_back_cleaning_only_under_a_compaction_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("f", 0), compacted(), 0)
+        .unwrap();
+    let now = 1_000_000;
+    for i in 0..40 {
+        put(&log, &format!("k{}", i % 3), Some("v"), now + 3_600_000);
+    }
+    sync_and_roll(&log);
+    log.update_config(LogConfig {
+        min_compaction_lag_ms: 60_000,
+        ..compacted()
+    });
+    assert!(!clean(&manager, now), "younger than the lag");
+    // Kafka applies the lag only when it is positive.
+    log.update_config(compacted());
+    assert!(clean(&manager, now), "no lag, no hold");
+    assert_eq!(rows(&log).len(), 3);
+}
+
 #[test]
 fn tombstones_disappear_after_delete_retention() {
     let dir = tempfile::tempdir().unwrap();

@@ -465,7 +465,10 @@ pub(crate) fn cleanable(
         .segments
         .iter()
         .find(|s| {
+            // As in Kafka, a lag of 0 is no bound at all: with `<` alone, a segment holding a
+            // timestamp ahead of the broker's clock would hold back every later one.
             s.upper > first_dirty
+                && config.min_compaction_lag_ms > 0
                 && now_ms.saturating_sub(s.max_timestamp) < config.min_compaction_lag_ms
         })
         .map_or(i64::MAX, |s| s.base);
