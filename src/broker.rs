@@ -53,6 +53,8 @@ pub struct BrokerState {
     pub metrics: Arc<Metrics>,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<crate::coordinator::group::GroupCoordinator>,
+    /// Transactional ids and their transactions.
+    pub transactions: Arc<crate::coordinator::transaction::TransactionCoordinator>,
     /// The due index of temporal topics.
     pub due: Arc<crate::temporal::service::DueService>,
     /// Host clients are told to connect to.
@@ -253,6 +255,12 @@ impl BrokerBuilder {
             Duration::from_millis(state.config.offsets_retention_check_interval_ms()),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(crate::coordinator::transaction::timer::run(
+            Arc::clone(&state.transactions),
+            Duration::from_millis(state.config.transaction_abort_check_interval_ms()),
+            Duration::from_millis(state.config.transactional_id_expiration_check_interval_ms()),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::replica::cleaner::run(
             Arc::clone(&state),
             shutdown.clone(),
@@ -335,9 +343,43 @@ async fn open_state(
             Arc::clone(&replica_manager),
         ),
     ));
+    let producer_ids = Arc::new(ProducerIdManager::new(Arc::clone(&metadata)));
+    let transactions = Arc::new(
+        crate::coordinator::transaction::TransactionCoordinator::new(
+            Arc::clone(&config),
+            Arc::clone(&clock),
+            Arc::clone(&metadata),
+            crate::coordinator::internal_topic::InternalTopic::new(
+                crate::coordinator::internal_topic::InternalTopicSpec {
+                    name: crate::coordinator::transaction::TRANSACTION_STATE_TOPIC,
+                    partitions: config.transaction_state_log_num_partitions(),
+                    segment_bytes: config.transaction_state_log_segment_bytes(),
+                },
+                Arc::clone(&config),
+                Arc::clone(&clock),
+                Arc::clone(&metadata),
+                Arc::clone(&controller),
+                Arc::clone(&replica_manager),
+            ),
+            Arc::clone(&producer_ids),
+            Arc::clone(&groups),
+        ),
+    );
+    // The coordinators load before the broker serves: start() returns a broker whose groups
+    // and transactions are ready. Groups first: completing interrupted transactions writes
+    // markers into __consumer_offsets, which must apply to the loaded groups.
+    let loading = (Arc::clone(&groups), Arc::clone(&transactions));
+    tokio::task::spawn_blocking(move || -> Result<(), StartError> {
+        loading.0.load()?;
+        loading.1.load()?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| StartError::Task(e.to_string()))??;
     Ok(Arc::new(BrokerState {
         groups,
-        producer_ids: Arc::new(ProducerIdManager::new(Arc::clone(&metadata))),
+        transactions,
+        producer_ids,
         config,
         clock,
         metadata,

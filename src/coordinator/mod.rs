@@ -4,10 +4,11 @@
 pub mod group;
 pub mod internal_topic;
 pub mod producer_id;
+pub mod transaction;
 
 /// Whether `topic` is one of Kafka's internal topics: clients cannot produce to it, and
 /// Metadata marks it `is_internal` (clients leave it out of pattern subscriptions).
 #[must_use]
 pub fn is_internal_topic(topic: &str) -> bool {
-    topic == group::OFFSETS_TOPIC || topic == "__transaction_state"
+    topic == group::OFFSETS_TOPIC || topic == transaction::TRANSACTION_STATE_TOPIC
 }

@@ -67,7 +67,15 @@ pub fn fire_due(
         }
         let mut fires = Vec::with_capacity(due.len());
         let mut fired = Vec::with_capacity(due.len());
+        // One batch must fit `max.message.bytes`, or the append would fail every time and
+        // the backlog would never drain: what does not fit goes back for the next step.
+        let budget = batch_budget(log);
+        let mut bytes = 0;
         for entry in due {
+            if bytes >= budget {
+                indexer.index_mut().retry(&entry);
+                continue;
+            }
             if unstable.contains(&entry.id) {
                 report.waiting += 1;
                 indexer.index_mut().retry(&entry);
@@ -81,7 +89,15 @@ pub fn fire_due(
                         .map(|k| EntityId::new(k, entry.id.field()))
                         == Some(entry.id) =>
                 {
-                    fires.push(fire_record(config, &entry, &source));
+                    let fire = fire_record(config, &entry, &source);
+                    let size = record_size_bound(&fire);
+                    if bytes + size > budget && !fires.is_empty() {
+                        bytes = budget;
+                        indexer.index_mut().retry(&entry);
+                        continue;
+                    }
+                    bytes += size;
+                    fires.push(fire);
                     fired.push(entry);
                 }
                 _ => report.stale += 1,
@@ -108,6 +124,26 @@ pub fn fire_due(
         }
     }
     Ok(report)
+}
+
+/// Bytes of records one fire batch may hold: `max.message.bytes` less the batch header.
+fn batch_budget(log: &Log) -> usize {
+    let max = usize::try_from(log.config().max_message_bytes).unwrap_or(usize::MAX);
+    max.saturating_sub(kairos_storage::batch::BATCH_HEADER_BYTES)
+        .max(1)
+}
+
+/// An upper bound of a record's encoded size (varint lengths and deltas included).
+fn record_size_bound(record: &kairos_storage::builder::RecordSpec) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 10)
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len)
+        + record.value.as_ref().map_or(0, Vec::len)
+        + headers
+        + 32
 }
 
 fn requeue(indexer: &mut PartitionIndexer, entries: &[DueEntry]) {

@@ -110,7 +110,9 @@ fn answers_load_in_progress_until_loaded_then_serves_what_the_log_holds() {
         Some(ResponseError::CoordinatorLoadInProgress)
     );
     coordinator.load().unwrap();
-    let offsets = coordinator.fetch_offsets("g", None, -1, None, false).unwrap();
+    let offsets = coordinator
+        .fetch_offsets("g", None, -1, None, false)
+        .unwrap();
     assert_eq!(offsets.len(), 1);
     assert_eq!(offsets[0].committed.as_ref().map(|v| v.offset), Some(11));
 }
