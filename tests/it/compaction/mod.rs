@@ -1,7 +1,8 @@
 //! Log compaction through the broker: the latest record per key at its original offset after
 //! background cleaning (`latest_per_key`), tombstones kept for `delete.retention.ms` and then
 //! removed (`tombstones`), a slow consumer reading while segments are swapped under it
-//! (`swap_under_reader`), and `cleanup.policy=compact,delete` (`compact_delete`).
+//! (`swap_under_reader`), `cleanup.policy=compact,delete` (`compact_delete`), and aborted
+//! transactions that never come back (`aborted_txn`).
 //!
 //! How: brokers whose cleaner backs off 50 ms and whose retention runs every 100 ms from the
 //! start, and topics with 1 KiB segments and a tiny `min.cleanable.dirty.ratio`, so that a
@@ -9,6 +10,7 @@
 //! only rewrites fsynced segments. Shared here: the broker, producing with offsets, reading a
 //! partition to its end, and bounded waits.
 
+mod aborted_txn;
 mod compact_delete;
 mod latest_per_key;
 mod swap_under_reader;
