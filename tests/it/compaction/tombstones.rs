@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{eventually, fast_cleaner_broker, latest_by_key, produce_many, producer, read_to_end};
 use crate::support;
 
-const DELETE_RETENTION: Duration = Duration::from_secs(3);
+const DELETE_RETENTION: Duration = Duration::from_secs(4);
 
 fn fillers(from: usize, count: usize) -> Vec<(String, Option<String>)> {
     (from..from + count)
