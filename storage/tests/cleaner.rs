@@ -439,6 +439,67 @@ fn nothing_past_the_lso_or_in_the_active_segment_is_cleaned() {
     assert_eq!(rows(&log), before);
 }
 
+/// How: three sealed segments of one key, a clean limit inside the second. Nothing at or past
+/// the limit is cleaned, nor deleted by retention; raising the limit lets both proceed.
+#[test]
+fn the_clean_limit_bounds_cleaning_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("l", 0), compacted(), 0)
+        .unwrap();
+    assert_eq!(log.clean_limit(), i64::MAX, "no limit by default");
+    for segment in 0..3 {
+        for i in 0..10 {
+            put(&log, "k", Some(&format!("{segment}-{i}")), 10);
+        }
+        sync_and_roll(&log);
+    }
+    put(&log, "k", Some("active"), 10);
+    log.set_clean_limit(15);
+    let before = rows(&log);
+    // Segment [0, 10) is below the limit but has no record superseded within [0, 10).
+    let _ = clean(&manager, 100);
+    let after = rows(&log);
+    assert_eq!(after.len(), before.len() - 9, "only [0, 10) was cleaned");
+    for offset in 9..=30 {
+        assert!(after.iter().any(|(o, _, _)| *o == offset), "{offset} kept");
+    }
+    log.set_clean_limit(i64::MAX);
+    while clean(&manager, 100) {}
+    assert_eq!(
+        rows(&log).len(),
+        2,
+        "the last sealed record and the active one"
+    );
+
+    let retained = manager
+        .get_or_create(
+            &TopicPartition::new("r", 0),
+            LogConfig {
+                retention_ms: 1,
+                segment_bytes: 1024,
+                ..LogConfig::default()
+            },
+            0,
+        )
+        .unwrap();
+    for segment in 0..3 {
+        put(&retained, &format!("k{segment}"), Some("v"), 10);
+        sync_and_roll(&retained);
+    }
+    retained.set_clean_limit(1);
+    let _ = retained.enforce_retention(1_000).unwrap();
+    assert_eq!(
+        retained.log_start_offset(),
+        1,
+        "the segment reaching the limit stays"
+    );
+    retained.set_clean_limit(i64::MAX);
+    let _ = retained.enforce_retention(1_000).unwrap();
+    assert_eq!(retained.log_start_offset(), 3);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -16,3 +16,5 @@ mod protocol_bytes;
 mod protocol_props;
 mod regression;
 mod temporal;
+mod temporal_crash;
+mod temporal_state;

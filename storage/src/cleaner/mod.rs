@@ -4,8 +4,9 @@
 //! dirty offset*), a **dirty** section after it, and an **uncleanable** tail that is never
 //! touched: the active segment, anything at or past the last stable offset, anything not yet
 //! fsynced (recovery trusts a crash-free prefix to end at segment boundaries, see
-//! `loader.rs`), and segments newer than `min.compaction.lag.ms`. Only whole segments are
-//! rewritten.
+//! `loader.rs`), anything at or past the log's clean limit ([`Log::clean_limit`], set by an
+//! owner whose state elsewhere must catch up with the records first), and segments newer than
+//! `min.compaction.lag.ms`. Only whole segments are rewritten.
 //!
 //! One pass:
 //! 1. Scan the dirty section into an [`OffsetMap`] (key → latest offset), skipping control
@@ -476,6 +477,7 @@ pub(crate) fn cleanable(
         .active_base
         .min(view.first_unstable_offset.unwrap_or(i64::MAX))
         .min(view.recovery_point.min(durable_offset))
+        .min(view.clean_limit)
         .min(lag_bound);
     let mut to_clean = LogToClean {
         first_dirty_offset: first_dirty,

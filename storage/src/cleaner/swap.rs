@@ -283,6 +283,7 @@ impl Log {
             active_base,
             first_unstable_offset: inner.producers.first_unstable_offset(),
             recovery_point: self.recovery_point(),
+            clean_limit: self.clean_limit(),
             log_start_offset: inner.log_start_offset,
             config: inner.config.clone(),
         }
@@ -306,6 +307,7 @@ pub(crate) struct CleanerView {
     pub active_base: i64,
     pub first_unstable_offset: Option<i64>,
     pub recovery_point: i64,
+    pub clean_limit: i64,
     pub log_start_offset: i64,
     pub config: crate::config::LogConfig,
 }

@@ -129,6 +129,11 @@ pub struct Log {
     /// truncation must not raise the recovery point to its target afterwards: the offsets
     /// below that target may now hold new, unsynced data.
     truncations: AtomicU64,
+    /// Neither the cleaner nor time/size retention removes records at or past this offset
+    /// (`i64::MAX`, no limit, unless an owner sets one). The broker's due index sets it for
+    /// temporal partitions to the offset below which the fired state of every fire is durable
+    /// elsewhere, so a fire record is never removed before its fired state is recorded.
+    clean_limit: AtomicI64,
 }
 
 impl std::fmt::Debug for Log {
@@ -163,6 +168,7 @@ impl Log {
             flushed: Condvar::new(),
             poisoned: AtomicBool::new(false),
             truncations: AtomicU64::new(0),
+            clean_limit: AtomicI64::new(i64::MAX),
         };
         log.check_invariants(&log.inner.lock());
         log
@@ -214,6 +220,18 @@ impl Log {
     #[must_use]
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point.load(Ordering::Acquire)
+    }
+    /// The offset the cleaner and time/size retention stay below (`i64::MAX`: no limit).
+    #[must_use]
+    pub fn clean_limit(&self) -> i64 {
+        self.clean_limit.load(Ordering::Acquire)
+    }
+    /// Sets [`Log::clean_limit`]. It is in memory only: an owner that needs one sets it again
+    /// after every open, before the cleaner's first pass. A pass that already started keeps
+    /// the bound it read, so lowering the limit only protects what the previous limit did not
+    /// already allow.
+    pub fn set_clean_limit(&self, offset: i64) {
+        self.clean_limit.store(offset, Ordering::Release);
     }
     /// Whether an I/O error has taken the log offline.
     #[must_use]
