@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 
 use super::str_bytes;
 use crate::broker::BrokerState;
-use crate::coordinator::transaction::{TransactionCoordinator, TransactionMetadata};
+use crate::coordinator::transaction::{TransactionCoordinator, TransactionMetadata, VerifyErrors};
 use crate::error::{ApiError, ConnectionError};
 use crate::protocol::{Reply, RequestContext};
 use crate::replica::manager::{PartitionAppend, PartitionAppendResult, PendingProduce};
@@ -23,7 +23,7 @@ use kairos_storage::batch::RecordBatchHeader;
 /// An acks=0 produce that failed answers with an error that closes the connection.
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ProduceRequest,
 ) -> Reply {
     let acks = request.acks;
@@ -52,7 +52,10 @@ pub async fn handle(
         )))));
     }
     let pending = match request.transactional_id {
-        Some(id) => append_transactional(state, id.0.to_string(), acks, entries).await,
+        Some(id) => {
+            let errors = VerifyErrors::produce(ctx.api_version);
+            append_transactional(state, id.0.to_string(), acks, entries, errors).await
+        }
         None => state.replica_manager.append_records(acks, entries).await,
     };
     if acks == 0 {
@@ -81,6 +84,7 @@ async fn append_transactional(
     transactional_id: String,
     acks: i16,
     entries: Vec<PartitionAppend>,
+    errors: VerifyErrors,
 ) -> PendingProduce {
     let transactions = Arc::clone(&state.transactions);
     let replicas = Arc::clone(&state.replica_manager);
@@ -90,7 +94,7 @@ async fn append_transactional(
         transactions.with_transaction(&transactional_id, |metadata| {
             let rejected = entries
                 .iter()
-                .map(|entry| verify(metadata, entry))
+                .map(|entry| verify(metadata, entry, errors))
                 .collect();
             appending.append_checked(entries, rejected, sync)
         })
@@ -107,6 +111,7 @@ async fn append_transactional(
 fn verify(
     metadata: Result<&TransactionMetadata, ResponseError>,
     entry: &PartitionAppend,
+    errors: VerifyErrors,
 ) -> Option<ApiError> {
     // Batches that are not transactional, or do not parse, are the log's to judge.
     let records = entry.records.as_ref()?;
@@ -120,6 +125,7 @@ fn verify(
             batch.producer_id(),
             batch.producer_epoch(),
             &(entry.topic.clone(), entry.partition),
+            errors,
         )
     });
     match checked {

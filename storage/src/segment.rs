@@ -150,8 +150,13 @@ impl LogSegment {
     }
 
     /// Aborted transactions in this segment overlapping `[start, upper)`.
-    pub(crate) fn collect_aborted(&self, start: i64, upper: i64, out: &mut Vec<AbortedTxn>) {
-        self.txn_index.collect(start, upper, out);
+    pub(crate) fn collect_aborted(
+        &self,
+        start: i64,
+        upper: i64,
+        out: &mut Vec<AbortedTxn>,
+    ) -> bool {
+        self.txn_index.collect(start, upper, out)
     }
 
     /// Whether appending `bytes` more, at `now_ms`, must go to a new segment.

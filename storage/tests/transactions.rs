@@ -202,3 +202,42 @@ fn clients_cannot_write_markers_and_stale_epochs_are_fenced() {
         })
     ));
 }
+
+/// The ABORT marker of a transaction can be segments after its first record (a roll in
+/// between, another producer's open transaction holding the LSO): a read_committed fetch of
+/// the first segment must still learn of the abort, or aborted records reach the application.
+#[test]
+fn an_abort_in_a_later_segment_is_found_for_a_fetch_of_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    // Every batch in its own segment.
+    let config = LogConfig {
+        segment_bytes: 14,
+        ..LogConfig::default()
+    };
+    let log = manager
+        .get_or_create(&TopicPartition::new("txn", 0), config, 0)
+        .unwrap();
+    assert_eq!(append(&log, txn_batch(1, 0), AppendOrigin::Client), 0);
+    assert_eq!(append(&log, txn_batch(2, 0), AppendOrigin::Client), 1);
+    assert_eq!(
+        append(
+            &log,
+            marker(1, ControlRecordType::Abort),
+            AppendOrigin::Coordinator
+        ),
+        2
+    );
+    assert!(log.segment_count() >= 3);
+    // Producer 2 is still open: the LSO is 1, and a fetch of [0, 1) overlaps producer 1's
+    // aborted transaction, whose marker is in the third segment.
+    assert_eq!(log.last_stable_offset(), 1);
+    let aborted = log.aborted_transactions(0, 1);
+    assert_eq!(
+        aborted
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect::<Vec<_>>(),
+        vec![(1, 0)]
+    );
+}

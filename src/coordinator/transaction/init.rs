@@ -185,9 +185,15 @@ impl TransactionCoordinator {
             Ok(partitions
                 .iter()
                 .map(|p| {
-                    TransactionCoordinator::verify(metadata, producer_id, producer_epoch, p)
-                        .err()
-                        .map_or(0, |e| e.code())
+                    TransactionCoordinator::verify(
+                        metadata,
+                        producer_id,
+                        producer_epoch,
+                        p,
+                        super::VerifyErrors::verify_only(),
+                    )
+                    .err()
+                    .map_or(0, |e| e.code())
                 })
                 .collect())
         })

@@ -42,6 +42,55 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 type Entry = Arc<Mutex<TransactionMetadata>>;
 
+/// The codes a failed verification answers with. Kafka 4.0 answers requests that know the
+/// KIP-890 error (Produce v11+, TxnOffsetCommit v5+, verify-only AddPartitionsToTxn) with
+/// TRANSACTION_ABORTABLE, so that the producer aborts and carries on, and older versions with
+/// INVALID_TXN_STATE.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyErrors {
+    /// The transaction is not open, or does not hold the partition.
+    pub not_in_transaction: ResponseError,
+    /// The producer's epoch is not the current one.
+    pub stale_epoch: ResponseError,
+}
+
+impl VerifyErrors {
+    /// For a transactional Produce at `version`.
+    #[must_use]
+    pub fn produce(version: i16) -> VerifyErrors {
+        VerifyErrors {
+            not_in_transaction: abortable_from(version, 11),
+            stale_epoch: ResponseError::InvalidProducerEpoch,
+        }
+    }
+
+    /// For a TxnOffsetCommit at `version`.
+    #[must_use]
+    pub fn txn_offset_commit(version: i16) -> VerifyErrors {
+        VerifyErrors {
+            not_in_transaction: abortable_from(version, 5),
+            stale_epoch: ResponseError::ProducerFenced,
+        }
+    }
+
+    /// For AddPartitionsToTxn v4+ with `verify_only`.
+    #[must_use]
+    pub fn verify_only() -> VerifyErrors {
+        VerifyErrors {
+            not_in_transaction: ResponseError::TransactionAbortable,
+            stale_epoch: ResponseError::ProducerFenced,
+        }
+    }
+}
+
+fn abortable_from(version: i16, first: i16) -> ResponseError {
+    if version >= first {
+        ResponseError::TransactionAbortable
+    } else {
+        ResponseError::InvalidTxnState
+    }
+}
+
 /// The transaction coordinator.
 #[derive(Debug)]
 pub struct TransactionCoordinator {
@@ -135,24 +184,26 @@ impl TransactionCoordinator {
     }
 
     /// Checks that `producer_id`/`producer_epoch` own the open transaction and that it holds
-    /// `partition` (the check of a transactional append).
+    /// `partition` (the check of a transactional append, KIP-890 part 1). The codes depend on
+    /// who asks, as in Kafka 4.0: see [`VerifyErrors`].
     ///
     /// # Errors
-    /// INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE.
+    /// INVALID_PRODUCER_ID_MAPPING, or the codes of `errors`.
     pub fn verify(
         metadata: &TransactionMetadata,
         producer_id: i64,
         producer_epoch: i16,
         partition: &(String, i32),
+        errors: VerifyErrors,
     ) -> Result<(), ResponseError> {
         if metadata.producer_id != producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
         if metadata.producer_epoch != producer_epoch {
-            return Err(ResponseError::InvalidProducerEpoch);
+            return Err(errors.stale_epoch);
         }
         if metadata.state != TransactionState::Ongoing || !metadata.partitions.contains(partition) {
-            return Err(ResponseError::InvalidTxnState);
+            return Err(errors.not_in_transaction);
         }
         Ok(())
     }

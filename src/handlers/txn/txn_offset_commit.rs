@@ -12,7 +12,7 @@ use crate::broker::BrokerState;
 use crate::coordinator::group::OFFSETS_TOPIC;
 use crate::coordinator::group::coordinator::{Committer, OffsetCommit};
 use crate::coordinator::internal_topic::TxnProducer;
-use crate::coordinator::transaction::TransactionCoordinator;
+use crate::coordinator::transaction::{TransactionCoordinator, VerifyErrors};
 use crate::handlers::blocking;
 use crate::protocol::RequestContext;
 
@@ -50,6 +50,7 @@ pub async fn handle(
         })
         .collect();
     let count = offsets.len();
+    let version = ctx.api_version;
     let transactions = Arc::clone(&state.transactions);
     let groups = Arc::clone(&state.groups);
     let result = blocking(Err(ResponseError::UnknownServerError), move || {
@@ -64,6 +65,7 @@ pub async fn handle(
                 producer.producer_id,
                 producer.producer_epoch,
                 &partition,
+                VerifyErrors::txn_offset_commit(version),
             )?;
             groups.txn_commit_offsets(&group_id, producer, &committer, offsets)
         })

@@ -139,11 +139,18 @@ impl TransactionIndex {
     }
 
     /// Aborted transactions overlapping `[start, upper)`.
-    pub(crate) fn collect(&self, start: i64, upper: i64, out: &mut Vec<AbortedTxn>) {
-        out.extend(
-            self.entries
-                .iter()
-                .filter(|e| e.last_offset >= start && e.first_offset < upper),
-        );
+    /// Adds the entries overlapping `[start, upper)` to `out`; `true` once an entry's last
+    /// stable offset reaches `upper`: no later entry can overlap the range then (Kafka's
+    /// `TxnIndexSearchResult.isComplete`).
+    pub(crate) fn collect(&self, start: i64, upper: i64, out: &mut Vec<AbortedTxn>) -> bool {
+        for entry in &self.entries {
+            if entry.last_offset >= start && entry.first_offset < upper {
+                out.push(*entry);
+            }
+            if entry.last_stable_offset >= upper {
+                return true;
+            }
+        }
+        false
     }
 }

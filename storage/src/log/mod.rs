@@ -450,9 +450,14 @@ impl Log {
             .range(..=start)
             .next_back()
             .map_or(i64::MIN, |(&b, _)| b);
+        // An ABORT marker, and so its index entry, can be in any later segment than the
+        // transaction's first record: the scan goes on until an entry's last stable offset
+        // shows that nothing later can overlap the range (Kafka's collectAbortedTransactions).
         let mut out = Vec::new();
-        for segment in inner.segments.range(from..upper.max(from)).map(|(_, s)| s) {
-            segment.collect_aborted(start, upper, &mut out);
+        for segment in inner.segments.range(from..).map(|(_, s)| s) {
+            if segment.collect_aborted(start, upper, &mut out) {
+                break;
+            }
         }
         out
     }
