@@ -16,3 +16,4 @@ mod protocol_bytes;
 mod protocol_props;
 mod regression;
 mod temporal;
+mod transactions;

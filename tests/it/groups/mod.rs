@@ -12,7 +12,7 @@ mod classic;
 mod consumer_protocol;
 mod member;
 mod offsets;
-mod raw;
+pub(crate) mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
