@@ -53,6 +53,8 @@ pub struct BrokerState {
     pub metrics: Arc<Metrics>,
     /// Consumer groups and their committed offsets.
     pub groups: Arc<crate::coordinator::group::GroupCoordinator>,
+    /// Transactional ids and their transactions.
+    pub transactions: Arc<crate::coordinator::transaction::TransactionCoordinator>,
     /// The due index of temporal topics.
     pub due: Arc<crate::temporal::service::DueService>,
     /// Host clients are told to connect to.
@@ -253,6 +255,12 @@ impl BrokerBuilder {
             Duration::from_millis(state.config.offsets_retention_check_interval_ms()),
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(crate::coordinator::transaction::timer::run(
+            Arc::clone(&state.transactions),
+            Duration::from_millis(state.config.transaction_abort_check_interval_ms()),
+            Duration::from_millis(state.config.transactional_id_expiration_check_interval_ms()),
+            shutdown.clone(),
+        )));
         tasks.push(tokio::spawn(crate::replica::cleaner::run(
             Arc::clone(&state),
             shutdown.clone(),
@@ -322,7 +330,12 @@ async fn open_state(
         Arc::clone(&config),
         Arc::clone(&clock),
         Arc::clone(&metadata),
-        crate::coordinator::group::offsets_topic::OffsetsTopic::new(
+        crate::coordinator::internal_topic::InternalTopic::new(
+            crate::coordinator::internal_topic::InternalTopicSpec {
+                name: crate::coordinator::group::OFFSETS_TOPIC,
+                partitions: config.offsets_topic_num_partitions(),
+                segment_bytes: config.offsets_topic_segment_bytes(),
+            },
             Arc::clone(&config),
             Arc::clone(&clock),
             Arc::clone(&metadata),
@@ -330,9 +343,32 @@ async fn open_state(
             Arc::clone(&replica_manager),
         ),
     ));
+    let producer_ids = Arc::new(ProducerIdManager::new(Arc::clone(&metadata)));
+    let transactions = Arc::new(
+        crate::coordinator::transaction::TransactionCoordinator::new(
+            Arc::clone(&config),
+            Arc::clone(&clock),
+            Arc::clone(&metadata),
+            crate::coordinator::internal_topic::InternalTopic::new(
+                crate::coordinator::internal_topic::InternalTopicSpec {
+                    name: crate::coordinator::transaction::TRANSACTION_STATE_TOPIC,
+                    partitions: config.transaction_state_log_num_partitions(),
+                    segment_bytes: config.transaction_state_log_segment_bytes(),
+                },
+                Arc::clone(&config),
+                Arc::clone(&clock),
+                Arc::clone(&metadata),
+                Arc::clone(&controller),
+                Arc::clone(&replica_manager),
+            ),
+            Arc::clone(&producer_ids),
+            Arc::clone(&groups),
+        ),
+    );
     Ok(Arc::new(BrokerState {
         groups,
-        producer_ids: Arc::new(ProducerIdManager::new(Arc::clone(&metadata))),
+        transactions,
+        producer_ids,
         config,
         clock,
         metadata,

@@ -108,7 +108,7 @@ pub(super) static GROUP_CONFIGS: &[ConfigDef] = &[
 ];
 
 impl BrokerConfig {
-    fn int(&self, name: &str) -> i32 {
+    pub(super) fn int(&self, name: &str) -> i32 {
         i32::try_from(self.long(name)).unwrap_or(i32::MAX)
     }
 

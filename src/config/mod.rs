@@ -7,6 +7,7 @@
 //! that is not in the table is rejected, never ignored.
 
 mod group;
+mod transaction;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -433,7 +434,10 @@ pub fn broker_config_def(name: &str) -> Option<&'static ConfigDef> {
 
 /// Every declared broker config: the storage and server ones, then the group coordinator's.
 pub fn all_configs() -> impl Iterator<Item = &'static ConfigDef> {
-    BROKER_CONFIGS.iter().chain(group::GROUP_CONFIGS)
+    BROKER_CONFIGS
+        .iter()
+        .chain(group::GROUP_CONFIGS)
+        .chain(transaction::TRANSACTION_CONFIGS)
 }
 
 /// The broker's configuration: explicitly set values by Kafka name, over the defaults of

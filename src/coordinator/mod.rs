@@ -2,11 +2,13 @@
 //! producer-id allocator; the transaction coordinator joins them in a later wave.
 
 pub mod group;
+pub mod internal_topic;
 pub mod producer_id;
+pub mod transaction;
 
 /// Whether `topic` is one of Kafka's internal topics: clients cannot produce to it, and
 /// Metadata marks it `is_internal` (clients leave it out of pattern subscriptions).
 #[must_use]
 pub fn is_internal_topic(topic: &str) -> bool {
-    topic == group::offsets_topic::OFFSETS_TOPIC || topic == "__transaction_state"
+    topic == group::OFFSETS_TOPIC || topic == transaction::TRANSACTION_STATE_TOPIC
 }

@@ -11,8 +11,10 @@ use crate::protocol::RequestContext;
 use crate::protocol::versions::{SUPPORTED_APIS, supported_range};
 
 /// Feature levels (KIP-584) this node implements, finalized at their maximum: `group.version`
-/// 1 is the KIP-848 consumer protocol. `transaction.version` is not advertised until the
-/// transaction coordinator exists.
+/// 1 is the KIP-848 consumer protocol. `transaction.version` stays at level 0 (not listed, as
+/// Kafka omits level-0 features): `__transaction_state` is written in its version-0 layout and
+/// EndTxn does not bump the epoch per transaction (KIP-890 part 2); part 1, the server-side check
+/// of transactional appends, does not need a feature level.
 const FEATURES: &[(&str, i16, i16)] = &[("group.version", 0, 1)];
 
 // A single node never changes its features at run time: one fixed epoch.

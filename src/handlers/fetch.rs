@@ -4,8 +4,12 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName,
+};
 
 use crate::broker::BrokerState;
 use crate::error::ApiError;
@@ -105,7 +109,16 @@ fn partition_data(
         .with_high_watermark(data.high_watermark)
         .with_last_stable_offset(data.last_stable_offset)
         .with_log_start_offset(data.log_start_offset)
-        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_aborted_transactions(read_committed.then(|| {
+            data.aborted_transactions
+                .iter()
+                .map(|(producer_id, first_offset)| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(*producer_id))
+                        .with_first_offset(*first_offset)
+                })
+                .collect()
+        }))
         .with_preferred_read_replica(BrokerId(-1))
         .with_records(data.records)
 }

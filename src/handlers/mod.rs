@@ -9,10 +9,10 @@ pub mod delete_records;
 pub mod describe_cluster;
 pub mod fetch;
 pub mod group;
-pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -38,7 +38,26 @@ pub async fn handle(
         RequestKind::Produce(req) => produce::handle(state, ctx, req).await,
         RequestKind::Fetch(req) => fetch::handle(state, ctx, req),
         RequestKind::ListOffsets(req) => ready(list_offsets::handle(state, ctx, req).await),
-        RequestKind::InitProducerId(req) => ready(init_producer_id::handle(state, req).await),
+        RequestKind::InitProducerId(req) => ready(txn::init_producer_id::handle(state, req).await),
+        RequestKind::AddPartitionsToTxn(req) => {
+            ready(txn::add_partitions_to_txn::handle(state, ctx, req).await)
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            ready(txn::add_offsets_to_txn::handle(state, req).await)
+        }
+        RequestKind::EndTxn(req) => ready(txn::end_txn::handle(state, req).await),
+        RequestKind::TxnOffsetCommit(req) => {
+            ready(txn::txn_offset_commit::handle(state, ctx, req).await)
+        }
+        RequestKind::DescribeProducers(req) => {
+            ready(txn::describe_producers::handle(state, req).await)
+        }
+        RequestKind::DescribeTransactions(req) => {
+            ready(txn::describe_transactions::handle(state, req).await)
+        }
+        RequestKind::ListTransactions(req) => {
+            ready(txn::list_transactions::handle(state, ctx, req).await)
+        }
         RequestKind::DeleteRecords(req) => ready(delete_records::handle(state, req).await),
         RequestKind::DescribeCluster(req) => ready(describe_cluster::handle(state, &req)),
         RequestKind::FindCoordinator(req) => {

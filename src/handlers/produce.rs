@@ -12,9 +12,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 
 use super::str_bytes;
 use crate::broker::BrokerState;
+use crate::coordinator::transaction::{TransactionCoordinator, TransactionMetadata};
 use crate::error::{ApiError, ConnectionError};
 use crate::protocol::{Reply, RequestContext};
-use crate::replica::manager::{PartitionAppend, PartitionAppendResult};
+use crate::replica::manager::{PartitionAppend, PartitionAppendResult, PendingProduce};
+use kairos_storage::batch::RecordBatchHeader;
 
 /// Appends, then returns the future that answers.
 ///
@@ -49,24 +51,10 @@ pub async fn handle(
             layout, results,
         )))));
     }
-    if request.transactional_id.is_some() {
-        // Transactions are not advertised yet (no AddPartitionsToTxn), so a transactional batch
-        // cannot be part of a valid transaction.
-        let error = ApiError::new(
-            ResponseError::TransactionalIdAuthorizationFailed,
-            "transactions are not supported yet",
-        );
-        let results = vec![PartitionAppendResult::rejected(error); entries.len()];
-        if acks == 0 {
-            return Reply::Now(Err(ConnectionError::AcksZeroProduceFailed(
-                ResponseError::TransactionalIdAuthorizationFailed.into(),
-            )));
-        }
-        return Reply::Now(Ok(Some(ResponseKind::Produce(build_response(
-            layout, results,
-        )))));
-    }
-    let pending = state.replica_manager.append_records(acks, entries).await;
+    let pending = match request.transactional_id {
+        Some(id) => append_transactional(state, id.0.to_string(), acks, entries).await,
+        None => state.replica_manager.append_records(acks, entries).await,
+    };
     if acks == 0 {
         return Reply::Now(match pending.first_error().cloned() {
             Some(error) => Err(ConnectionError::AcksZeroProduceFailed(error)),
@@ -82,6 +70,66 @@ pub async fn handle(
             let results = pending.complete().await;
             Ok(Some(ResponseKind::Produce(build_response(layout, results))))
         })),
+    }
+}
+
+/// Appends a transactional producer's batches while its transaction cannot end, each only if
+/// the transaction is open and holds the partition (KIP-890: otherwise a late batch could land
+/// after the transaction's marker and hold the last stable offset back forever).
+async fn append_transactional(
+    state: &Arc<BrokerState>,
+    transactional_id: String,
+    acks: i16,
+    entries: Vec<PartitionAppend>,
+) -> PendingProduce {
+    let transactions = Arc::clone(&state.transactions);
+    let replicas = Arc::clone(&state.replica_manager);
+    let sync = replicas.syncs(acks);
+    let appending = Arc::clone(&replicas);
+    let joined = tokio::task::spawn_blocking(move || {
+        transactions.with_transaction(&transactional_id, |metadata| {
+            let rejected = entries
+                .iter()
+                .map(|entry| verify(metadata, entry))
+                .collect();
+            appending.append_checked(entries, rejected, sync)
+        })
+    })
+    .await;
+    let pending = joined.unwrap_or_else(|error| {
+        tracing::error!(%error, "transactional append task failed");
+        replicas.failed_append()
+    });
+    replicas.after_append(&pending);
+    pending
+}
+
+fn verify(
+    metadata: Result<&TransactionMetadata, ResponseError>,
+    entry: &PartitionAppend,
+) -> Option<ApiError> {
+    // Batches that are not transactional, or do not parse, are the log's to judge.
+    let records = entry.records.as_ref()?;
+    let batch = RecordBatchHeader::parse(records).ok()?;
+    if !batch.is_transactional() {
+        return None;
+    }
+    let checked = metadata.and_then(|metadata| {
+        TransactionCoordinator::verify(
+            metadata,
+            batch.producer_id(),
+            batch.producer_epoch(),
+            &(entry.topic.clone(), entry.partition),
+        )
+    });
+    match checked {
+        Ok(()) => None,
+        // Kafka answers a produce whose transaction cannot be checked yet with a retriable
+        // error, so the producer retries instead of failing its transaction.
+        Err(ResponseError::CoordinatorLoadInProgress | ResponseError::CoordinatorNotAvailable) => {
+            Some(ResponseError::NotEnoughReplicas.into())
+        }
+        Err(error) => Some(error.into()),
     }
 }
 

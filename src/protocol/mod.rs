@@ -174,6 +174,13 @@ fn decode_body(api_key: ApiKey, version: i16, buf: &mut Bytes) -> Result<Request
         DeleteGroups => DeleteGroupsRequest,
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest,
+        EndTxn => EndTxnRequest,
+        TxnOffsetCommit => TxnOffsetCommitRequest,
+        DescribeProducers => DescribeProducersRequest,
+        DescribeTransactions => DescribeTransactionsRequest,
+        ListTransactions => ListTransactionsRequest,
     })
 }
 
@@ -316,6 +323,13 @@ mod tests {
             ApiKey::DeleteGroups => DeleteGroupsRequest::default().into(),
             ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::default().into(),
             ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::default().into(),
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::default().into(),
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default().into(),
+            ApiKey::EndTxn => EndTxnRequest::default().into(),
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
+            ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
+            ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
             other => panic!("{other:?}"),
         }
     }

@@ -58,6 +58,15 @@ pub static SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     // KIP-848. v1 adds the member-generated id requirement and regex subscriptions.
     (ApiKey::ConsumerGroupHeartbeat, range(0, 1)),
     (ApiKey::ConsumerGroupDescribe, range(0, 1)),
+    // Transactions. v4+ of AddPartitionsToTxn batches transactions and can verify only.
+    (ApiKey::AddPartitionsToTxn, range(0, 5)),
+    (ApiKey::AddOffsetsToTxn, range(0, 4)),
+    (ApiKey::EndTxn, range(0, 5)),
+    (ApiKey::TxnOffsetCommit, range(0, 5)),
+    (ApiKey::DescribeProducers, range(0, 0)),
+    (ApiKey::DescribeTransactions, range(0, 0)),
+    // v2 adds a transactional-id pattern (Kafka 4.1); v1's duration filter is the newest here.
+    (ApiKey::ListTransactions, range(0, 1)),
 ];
 
 /// The advertised range of `api_key`, or `None` if it is not implemented.
@@ -110,6 +119,13 @@ mod tests {
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
             ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
             ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::VERSIONS,
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::VERSIONS,
+            ApiKey::EndTxn => EndTxnRequest::VERSIONS,
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS,
+            ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
+            ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
             other => panic!("{other:?} is advertised but missing from this test"),
         }
     }

@@ -63,11 +63,15 @@ pub struct FetchPartitionData {
     pub log_start_offset: i64,
     /// Stored batches, as stored.
     pub records: Option<Bytes>,
+    /// For read_committed: the aborted transactions overlapping the returned batches, as
+    /// `(producer id, first offset)`, so the client drops their records.
+    pub aborted_transactions: Vec<(i64, i64)>,
 }
 
 impl FetchPartitionData {
     fn failed(error: ApiError) -> FetchPartitionData {
         FetchPartitionData {
+            aborted_transactions: Vec::new(),
             error: Some(error),
             high_watermark: -1,
             last_stable_offset: -1,
@@ -214,6 +218,11 @@ impl ReplicaManager {
         };
         match records {
             Ok(records) => FetchPartitionData {
+                aborted_transactions: if params.isolation_level == 1 {
+                    aborted_in(&log, request.fetch_offset, &records)
+                } else {
+                    Vec::new()
+                },
                 error: None,
                 high_watermark,
                 last_stable_offset,
@@ -221,6 +230,7 @@ impl ReplicaManager {
                 records: Some(records),
             },
             Err(error) => FetchPartitionData {
+                aborted_transactions: Vec::new(),
                 error: Some(ApiError::from(&error)),
                 high_watermark,
                 last_stable_offset,
@@ -229,6 +239,22 @@ impl ReplicaManager {
             },
         }
     }
+}
+
+/// The aborted transactions that overlap the batches in `records` (Kafka's
+/// `collectAbortedTransactions` from the fetch offset up to the end of what is returned).
+fn aborted_in(log: &kairos_storage::Log, fetch_offset: i64, records: &Bytes) -> Vec<(i64, i64)> {
+    let upper = kairos_storage::batch::Batches::new(records)
+        .filter_map(Result::ok)
+        .map(|(_, batch)| batch.last_offset() + 1)
+        .last();
+    let Some(upper) = upper else {
+        return Vec::new();
+    };
+    log.aborted_transactions(fetch_offset, upper)
+        .into_iter()
+        .map(|txn| (txn.producer_id, txn.first_offset))
+        .collect()
 }
 
 /// UNKNOWN_TOPIC_ID, for fetches by an id this broker does not know.

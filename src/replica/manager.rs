@@ -301,15 +301,27 @@ impl ReplicaManager {
             tokio::task::spawn_blocking(move || manager.append_blocking(entries, sync)).await;
         let pending = joined.unwrap_or_else(|join_error| {
             tracing::error!(%join_error, "append task failed");
-            PendingProduce {
-                results: vec![PartitionAppendResult::failed(
-                    ResponseError::UnknownServerError.into(),
-                )],
-                to_sync: Vec::new(),
-                clock: Arc::clone(&self.clock),
-                appended_partitions: Vec::new(),
-            }
+            self.failed_append()
         });
+        self.after_append(&pending);
+        pending
+    }
+
+    /// What a failed append task answers.
+    #[must_use]
+    pub fn failed_append(&self) -> PendingProduce {
+        PendingProduce {
+            results: vec![PartitionAppendResult::failed(
+                ResponseError::UnknownServerError.into(),
+            )],
+            to_sync: Vec::new(),
+            clock: Arc::clone(&self.clock),
+            appended_partitions: Vec::new(),
+        }
+    }
+
+    /// Wakes what waits for appends (parked fetches, the due pulse) after an append phase.
+    pub fn after_append(&self, pending: &PendingProduce) {
         if !pending.appended_partitions.is_empty() {
             for tp in &pending.appended_partitions {
                 self.wake_fetches(tp);
@@ -317,14 +329,46 @@ impl ReplicaManager {
             self.appended
                 .send_modify(|count| *count = count.wrapping_add(1));
         }
-        pending
+    }
+
+    /// Whether acks=`acks` waits for an fsync.
+    #[must_use]
+    pub fn syncs(&self, acks: i16) -> bool {
+        acks == -1 && self.config.acks_all_fsync()
+    }
+
+    /// The append phase for entries a caller has already checked: `rejected[i]` answers entry
+    /// `i` without appending it. Blocking; the caller then calls [`Self::after_append`]. The
+    /// transaction coordinator appends transactional batches through this while it holds the
+    /// transaction (KIP-890).
+    pub fn append_checked(
+        &self,
+        entries: Vec<PartitionAppend>,
+        rejected: Vec<Option<ApiError>>,
+        sync: bool,
+    ) -> PendingProduce {
+        let mut rejected = rejected.into_iter();
+        self.append_each(entries, sync, |_| rejected.next().flatten())
     }
 
     fn append_blocking(&self, entries: Vec<PartitionAppend>, sync: bool) -> PendingProduce {
+        self.append_each(entries, sync, |_| None)
+    }
+
+    fn append_each(
+        &self,
+        entries: Vec<PartitionAppend>,
+        sync: bool,
+        mut rejected: impl FnMut(&PartitionAppend) -> Option<ApiError>,
+    ) -> PendingProduce {
         let mut results = Vec::with_capacity(entries.len());
         let mut to_sync = Vec::new();
         let mut appended_partitions = Vec::new();
         for entry in entries {
+            if let Some(error) = rejected(&entry) {
+                results.push(PartitionAppendResult::failed(error));
+                continue;
+            }
             match self.append_one(&entry) {
                 Ok((result, log, end_offset)) => {
                     if sync {

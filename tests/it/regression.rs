@@ -578,6 +578,26 @@ async fn i6_every_advertised_version_answers() {
                         ConsumerGroupDescribeRequest::default()
                             .with_group_ids(vec![GroupId("nobody".to_owned().into())])
                     ),
+                    ApiKey::AddPartitionsToTxn if version >= 4 => {
+                        call!(AddPartitionsToTxnRequest::default().with_transactions(vec![
+                            add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                                .with_transactional_id(TransactionalId("t".to_owned().into()))
+                        ]))
+                    }
+                    ApiKey::AddPartitionsToTxn => call!(
+                        AddPartitionsToTxnRequest::default().with_v3_and_below_transactional_id(
+                            TransactionalId("t".to_owned().into())
+                        )
+                    ),
+                    ApiKey::AddOffsetsToTxn => call!(AddOffsetsToTxnRequest::default()),
+                    ApiKey::EndTxn => call!(EndTxnRequest::default()),
+                    ApiKey::TxnOffsetCommit => call!(TxnOffsetCommitRequest::default()),
+                    ApiKey::DescribeProducers => call!(DescribeProducersRequest::default()),
+                    ApiKey::DescribeTransactions => call!(
+                        DescribeTransactionsRequest::default()
+                            .with_transactional_ids(vec![TransactionalId("t".to_owned().into())])
+                    ),
+                    ApiKey::ListTransactions => call!(ListTransactionsRequest::default()),
                     other => panic!("advertised {other:?} is missing from this test"),
                 }
             }

@@ -7,8 +7,10 @@ pub mod consumer;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod offsets;
-pub mod offsets_topic;
 pub mod record;
 pub mod timer;
 
 pub use coordinator::GroupCoordinator;
+
+/// The internal topic of group state and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -1,6 +1,7 @@
-//! Committed offsets of one group, and when they expire (`offsets.retention.minutes`).
+//! Committed offsets of one group, the transactional ones not committed yet, and when
+//! offsets expire (`offsets.retention.minutes`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::record::OffsetCommitValue;
 
@@ -8,6 +9,8 @@ use super::record::OffsetCommitValue;
 #[derive(Debug, Default)]
 pub struct OffsetStore {
     offsets: BTreeMap<(String, i32), OffsetCommitValue>,
+    // TxnOffsetCommit offsets by producer id, applied when its COMMIT marker is written.
+    pending: HashMap<i64, BTreeMap<(String, i32), OffsetCommitValue>>,
 }
 
 impl OffsetStore {
@@ -27,6 +30,44 @@ impl OffsetStore {
         self.offsets
             .remove(&(topic.to_owned(), partition))
             .is_some()
+    }
+
+    /// Records a transactional commit that waits for its transaction's marker.
+    pub fn put_pending(
+        &mut self,
+        producer_id: i64,
+        topic: &str,
+        partition: i32,
+        value: OffsetCommitValue,
+    ) {
+        let _ = self
+            .pending
+            .entry(producer_id)
+            .or_default()
+            .insert((topic.to_owned(), partition), value);
+    }
+
+    /// Ends `producer_id`'s transaction: its offsets become committed, or are dropped.
+    pub fn complete_transaction(&mut self, producer_id: i64, commit: bool) {
+        if let Some(pending) = self.pending.remove(&producer_id)
+            && commit
+        {
+            self.offsets.extend(pending);
+        }
+    }
+
+    /// Whether a transaction has an offset for the partition that is not committed yet
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    #[must_use]
+    pub fn has_pending(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_owned(), partition);
+        self.pending.values().any(|p| p.contains_key(&key))
+    }
+
+    /// Whether any transaction has uncommitted offsets here.
+    #[must_use]
+    pub fn has_any_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Every committed offset, ordered by topic then partition.

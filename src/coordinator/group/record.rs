@@ -15,14 +15,7 @@ use bytes::Bytes;
 
 use super::codec::{CodecError, Reader, Writer};
 
-/// One key/value pair to append to `__consumer_offsets`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoordinatorRecord {
-    /// The encoded key (starts with its version).
-    pub key: Bytes,
-    /// The encoded value; `None` is a tombstone.
-    pub value: Option<Bytes>,
-}
+pub use crate::coordinator::internal_topic::CoordinatorRecord;
 
 /// A decoded key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! FindCoordinator: this node coordinates every group. v4+ batches keys.
+//! FindCoordinator: this node coordinates every group and transactional id. v4+ batches keys.
 
 use std::sync::Arc;
 
@@ -22,22 +22,31 @@ pub async fn handle(
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let key_type = request.key_type;
-    let topic_ready = if key_type == KEY_TYPE_GROUP {
-        on_coordinator(state, Err(ResponseError::CoordinatorNotAvailable), |c| {
-            c.offsets_topic().ensure().map(|_| ()).map_err(|e| e.code)
-        })
-        .await
-    } else {
-        Ok(())
+    // Kafka creates the internal topic on the first lookup of its kind.
+    let topic_ready = match key_type {
+        KEY_TYPE_GROUP => {
+            on_coordinator(state, Err(ResponseError::CoordinatorNotAvailable), |c| {
+                c.offsets_topic().ensure().map(|_| ()).map_err(|e| e.code)
+            })
+            .await
+        }
+        KEY_TYPE_TRANSACTION => {
+            crate::handlers::txn::on_transactions(
+                state,
+                Err(ResponseError::CoordinatorNotAvailable),
+                |t| t.state_topic().ensure().map(|_| ()).map_err(|e| e.code),
+            )
+            .await
+        }
+        _ => Ok(()),
     };
     let answer = |key: &StrBytes| -> Coordinator {
         let error = match key_type {
             _ if topic_ready.is_err() => topic_ready.err(),
-            KEY_TYPE_GROUP if key.is_empty() => Some(ResponseError::InvalidRequest),
-            KEY_TYPE_GROUP => None,
-            // The transaction coordinator is not built yet: clients retry elsewhere or fail
-            // their transactional init, rather than being sent to a coordinator that is not.
-            KEY_TYPE_TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+            KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION if key.is_empty() => {
+                Some(ResponseError::InvalidRequest)
+            }
+            KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
             _ => Some(ResponseError::InvalidRequest),
         };
         match error {

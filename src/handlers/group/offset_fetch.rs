@@ -12,11 +12,26 @@ use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse,
 use super::on_coordinator;
 use crate::broker::BrokerState;
 use crate::controller::group_by_topic;
-use crate::coordinator::group::record::OffsetCommitValue;
+use crate::coordinator::group::coordinator::FetchedOffset;
 use crate::handlers::str_bytes;
 use crate::protocol::RequestContext;
 
-type Fetched = Result<Vec<(String, i32, Option<OffsetCommitValue>)>, ResponseError>;
+type Fetched = Result<Vec<FetchedOffset>, ResponseError>;
+
+/// One partition's answer fields: `(offset, leader epoch, metadata, error)`.
+fn fields(fetched: &FetchedOffset, version: i16) -> (i64, i32, &str, i16) {
+    let error = fetched.error.map_or(0, |e| e.code());
+    match &fetched.committed {
+        // The leader epoch is answered from v5.
+        Some(v) => (
+            v.offset,
+            if version >= 5 { v.leader_epoch } else { -1 },
+            v.metadata.as_str(),
+            error,
+        ),
+        None => (-1, -1, "", error),
+    }
+}
 
 /// The committed offsets (-1 where none).
 pub async fn handle(
@@ -24,7 +39,9 @@ pub async fn handle(
     ctx: &RequestContext,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
-    if ctx.api_version >= 8 {
+    let version = ctx.api_version;
+    let require_stable = request.require_stable;
+    if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
             let topics = group.topics.map(|topics| {
@@ -35,78 +52,64 @@ pub async fn handle(
             });
             // v9: a consumer-protocol member sends its id and epoch (null id: not a member).
             let member = group.member_id.as_ref().map(ToString::to_string);
-            let fetched = fetch(
-                state,
-                group.group_id.0.to_string(),
-                member,
-                group.member_epoch,
-                topics,
-            )
-            .await;
-            groups.push(group_response(group.group_id, fetched));
+            let id = group.group_id.0.to_string();
+            let epoch = group.member_epoch;
+            let fetched = fetch(state, id, member, epoch, topics, require_stable).await;
+            groups.push(group_response(group.group_id, fetched, version));
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let topics = request.topics.map(|topics| {
+    let topics: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let requested = topics.clone();
-    let fetched = fetch(state, request.group_id.0.to_string(), None, -1, topics).await;
-    match fetched {
+    let group_id = request.group_id.0.to_string();
+    let fetched = fetch(state, group_id, None, -1, topics.clone(), require_stable).await;
+    let offsets = match fetched {
+        Ok(offsets) => offsets,
         // v1 has no group-level error: it goes into every requested partition.
-        Err(error) if ctx.api_version < 2 => OffsetFetchResponse::default().with_topics(
-            requested
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(&topic)))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|p| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(-1)
-                                        .with_metadata(Some(str_bytes("")))
-                                        .with_error_code(error.code())
-                                })
-                                .collect(),
-                        )
+        Err(error) if version < 2 => topics
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(topic, partitions)| {
+                partitions.into_iter().map(move |partition| FetchedOffset {
+                    topic: topic.clone(),
+                    partition,
+                    committed: None,
+                    error: Some(error),
                 })
-                .collect(),
-        ),
-        Err(error) => OffsetFetchResponse::default().with_error_code(error.code()),
-        Ok(offsets) => OffsetFetchResponse::default().with_topics(
-            group_by_topic(offsets.into_iter().map(|(t, p, v)| (t, (p, v))).collect())
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(&topic)))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|(p, v)| {
-                                    let (offset, epoch, metadata) = committed(v.as_ref());
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(if ctx.api_version >= 5 {
-                                            epoch
-                                        } else {
-                                            -1
-                                        })
-                                        .with_metadata(Some(str_bytes(metadata)))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        ),
-    }
+            })
+            .collect(),
+        Err(error) => return OffsetFetchResponse::default().with_error_code(error.code()),
+    };
+    let topics = by_topic(offsets)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(str_bytes(&topic)))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|f| {
+                            let (offset, epoch, metadata, error) = fields(f, version);
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(f.partition)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(str_bytes(metadata)))
+                                .with_error_code(error)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
+    group_by_topic(offsets.into_iter().map(|f| (f.topic.clone(), f)).collect())
 }
 
 async fn fetch(
@@ -115,20 +118,21 @@ async fn fetch(
     member_id: Option<String>,
     member_epoch: i32,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Fetched {
     on_coordinator(state, Err(ResponseError::UnknownServerError), move |c| {
-        c.fetch_offsets(&group_id, member_id.as_deref(), member_epoch, topics)
+        c.fetch_offsets(
+            &group_id,
+            member_id.as_deref(),
+            member_epoch,
+            topics,
+            require_stable,
+        )
     })
     .await
 }
 
-fn committed(value: Option<&OffsetCommitValue>) -> (i64, i32, &str) {
-    value.map_or((-1, -1, ""), |v| {
-        (v.offset, v.leader_epoch, v.metadata.as_str())
-    })
-}
-
-fn group_response(group_id: GroupId, fetched: Fetched) -> OffsetFetchResponseGroup {
+fn group_response(group_id: GroupId, fetched: Fetched, version: i16) -> OffsetFetchResponseGroup {
     let offsets = match fetched {
         Err(error) => {
             return OffsetFetchResponseGroup::default()
@@ -137,21 +141,22 @@ fn group_response(group_id: GroupId, fetched: Fetched) -> OffsetFetchResponseGro
         }
         Ok(offsets) => offsets,
     };
-    let topics = group_by_topic(offsets.into_iter().map(|(t, p, v)| (t, (p, v))).collect())
+    let topics = by_topic(offsets)
         .into_iter()
         .map(|(topic, partitions)| {
             OffsetFetchResponseTopics::default()
                 .with_name(TopicName(str_bytes(&topic)))
                 .with_partitions(
                     partitions
-                        .into_iter()
-                        .map(|(p, v)| {
-                            let (offset, epoch, metadata) = committed(v.as_ref());
+                        .iter()
+                        .map(|f| {
+                            let (offset, epoch, metadata, error) = fields(f, version);
                             OffsetFetchResponsePartitions::default()
-                                .with_partition_index(p)
+                                .with_partition_index(f.partition)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(epoch)
                                 .with_metadata(Some(str_bytes(metadata)))
+                                .with_error_code(error)
                         })
                         .collect(),
                 )

@@ -415,6 +415,12 @@ impl Log {
             .remove_expired(now_ms, expiration_ms)
     }
 
+    /// A copy of every producer's state in this partition (DescribeProducers).
+    #[must_use]
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ProducerStateEntry> {
+        self.inner.lock().producers.entries().cloned().collect()
+    }
+
     /// Aborted transactions overlapping `[start, upper)`, for a read_committed fetch of that
     /// range: clients drop those producers' records between each first offset and its marker.
     #[must_use]

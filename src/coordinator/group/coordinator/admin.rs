@@ -84,7 +84,10 @@ impl GroupCoordinator {
                         GroupKind::Consumer(_) => {}
                     }
                     let records = group_tombstones(group_id, group);
-                    let write = self.topic.append(group_id, &records).map_err(|e| e.code)?;
+                    let write = self
+                        .topic
+                        .append(group_id, &records, None)
+                        .map_err(|e| e.code)?;
                     if let GroupKind::Classic(classic) = &mut group.kind {
                         classic.mark_dead(now_ms);
                     }

@@ -82,7 +82,7 @@ impl GroupCoordinator {
             &config,
             now_ms,
         );
-        if let Err(error) = self.topic.append(group_id, &records) {
+        if let Err(error) = self.topic.append(group_id, &records, None) {
             tracing::warn!(group = group_id, %error, "cannot persist consumer group state");
             return heartbeat_error(ResponseError::CoordinatorNotAvailable, None);
         }

@@ -7,7 +7,10 @@ use super::{Group, GroupCoordinator, GroupKind};
 use crate::coordinator::group::classic::ClassicGroup;
 use crate::coordinator::group::codec::CodecError;
 use crate::coordinator::group::consumer::ConsumerGroup;
-use crate::coordinator::group::record::{GroupMetadataValue, OffsetCommitValue, RecordKey};
+use crate::coordinator::group::record::{
+    GroupMetadataValue, OffsetCommitValue, RecordKey, partition_for,
+};
+use crate::coordinator::internal_topic::LoadedRecord;
 
 impl GroupCoordinator {
     /// Replays `__consumer_offsets` into memory, then starts answering. Blocking.
@@ -18,9 +21,28 @@ impl GroupCoordinator {
         let now_ms = self.clock.now_ms();
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut malformed = 0u64;
-        self.topic.read_all(|key, value| {
-            if replay(&mut groups, key, value, now_ms).is_err() {
-                malformed += 1;
+        let partitions = self.topic.topic().map_or(1, |t| t.partitions);
+        self.topic.read_all(|partition, record| match record {
+            LoadedRecord::Data {
+                key,
+                value,
+                producer_id,
+            } => {
+                if replay(&mut groups, key, value, producer_id, now_ms).is_err() {
+                    malformed += 1;
+                }
+            }
+            // A transaction that committed offsets ended: only groups of this partition can
+            // hold its offsets.
+            LoadedRecord::Marker {
+                producer_id,
+                commit,
+            } => {
+                for (group_id, group) in &mut groups {
+                    if partition_for(group_id, partitions) == partition {
+                        group.offsets.complete_transaction(producer_id, commit);
+                    }
+                }
             }
         })?;
         let consumer_config = self.consumer_config();
@@ -46,6 +68,7 @@ fn replay(
     groups: &mut HashMap<String, Group>,
     key: &[u8],
     value: Option<&[u8]>,
+    producer_id: i64,
     now_ms: i64,
 ) -> Result<(), CodecError> {
     let key = RecordKey::decode(key)?;
@@ -57,11 +80,15 @@ fn replay(
         } => match value {
             Some(value) => {
                 let value = OffsetCommitValue::decode(value)?;
-                groups
+                let offsets = &mut groups
                     .entry(group.clone())
                     .or_insert_with(|| Group::classic(&group, now_ms))
-                    .offsets
-                    .put(&topic, partition, value);
+                    .offsets;
+                if producer_id >= 0 {
+                    offsets.put_pending(producer_id, &topic, partition, value);
+                } else {
+                    offsets.put(&topic, partition, value);
+                }
             }
             None => {
                 if let Some(group) = groups.get_mut(&group) {

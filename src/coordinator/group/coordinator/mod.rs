@@ -28,15 +28,15 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 pub use admin::ListedGroup;
-pub use offsets::{Committer, OffsetCommit};
+pub use offsets::{Committer, FetchedOffset, OffsetCommit};
 
 use super::classic::{ClassicGroup, ClassicGroupConfig, ClassicGroupState};
 use super::consumer::{ConsumerGroup, ConsumerGroupConfig};
 use super::offsets::OffsetStore;
-use super::offsets_topic::OffsetsTopic;
 use super::record::{CoordinatorRecord, RecordKey};
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
+use crate::coordinator::internal_topic::InternalTopic;
 use crate::metadata::MetadataCache;
 
 /// The protocol state of a group.
@@ -91,7 +91,7 @@ impl Group {
                 consumer.is_dead() || (consumer.is_empty() && consumer.group_epoch() == 0)
             }
         };
-        no_state && self.offsets.is_empty()
+        no_state && self.offsets.is_empty() && !self.offsets.has_any_pending()
     }
 }
 
@@ -101,7 +101,7 @@ pub struct GroupCoordinator {
     config: Arc<BrokerConfig>,
     clock: Arc<dyn Clock>,
     metadata: Arc<MetadataCache>,
-    topic: OffsetsTopic,
+    topic: InternalTopic,
     groups: Mutex<HashMap<String, Group>>,
     loading: AtomicBool,
     timer: Notify,
@@ -119,7 +119,7 @@ impl GroupCoordinator {
         config: Arc<BrokerConfig>,
         clock: Arc<dyn Clock>,
         metadata: Arc<MetadataCache>,
-        topic: OffsetsTopic,
+        topic: InternalTopic,
     ) -> GroupCoordinator {
         GroupCoordinator {
             config,
@@ -134,7 +134,7 @@ impl GroupCoordinator {
 
     /// The offsets topic (FindCoordinator creates it).
     #[must_use]
-    pub fn offsets_topic(&self) -> &OffsetsTopic {
+    pub fn offsets_topic(&self) -> &InternalTopic {
         &self.topic
     }
 
@@ -182,7 +182,7 @@ impl GroupCoordinator {
     /// Appends records of a group's state (not offsets). Not waited for: a lost group record
     /// costs a rebalance after a crash, never data.
     fn persist(&self, group_id: &str, records: &[CoordinatorRecord]) {
-        if let Err(error) = self.topic.append(group_id, records) {
+        if let Err(error) = self.topic.append(group_id, records, None) {
             tracing::warn!(group = group_id, %error, "cannot persist group state");
         }
     }
@@ -282,7 +282,7 @@ impl GroupCoordinator {
             if forget {
                 records.extend(state_tombstones(&group_id, group));
             }
-            if let Err(error) = self.topic.append(&group_id, &records) {
+            if let Err(error) = self.topic.append(&group_id, &records, None) {
                 tracing::warn!(group = %group_id, %error, "cannot expire offsets");
                 continue;
             }

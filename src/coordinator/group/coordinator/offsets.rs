@@ -4,7 +4,9 @@ use kafka_protocol::error::ResponseError;
 
 use super::{Group, GroupCoordinator, GroupKind, code, offset_tombstone};
 use crate::coordinator::group::classic::ClassicGroupState;
+use crate::coordinator::group::record::partition_for;
 use crate::coordinator::group::record::{CoordinatorRecord, OffsetCommitValue, RecordKey};
+use crate::coordinator::internal_topic::TxnProducer;
 
 /// One partition of an OffsetCommit.
 #[derive(Debug, Clone)]
@@ -34,7 +36,18 @@ pub struct Committer {
     pub api_version: i16,
 }
 
-type Fetched = Vec<(String, i32, Option<OffsetCommitValue>)>;
+/// One partition of an OffsetFetch answer.
+#[derive(Debug, Clone)]
+pub struct FetchedOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The committed offset, if any.
+    pub committed: Option<OffsetCommitValue>,
+    /// A per-partition error (UNSTABLE_OFFSET_COMMIT).
+    pub error: Option<ResponseError>,
+}
 
 impl GroupCoordinator {
     /// OffsetCommit: validates the committer, appends the offsets, waits until they are
@@ -47,6 +60,45 @@ impl GroupCoordinator {
         group_id: &str,
         committer: &Committer,
         offsets: Vec<OffsetCommit>,
+    ) -> Result<Vec<i16>, ResponseError> {
+        self.commit(group_id, committer, offsets, None)
+    }
+
+    /// TxnOffsetCommit: the offsets are written inside `producer`'s transaction and become
+    /// committed when its COMMIT marker reaches this group's partition
+    /// ([`GroupCoordinator::on_transaction_marker`]). The committer is checked against the
+    /// group (KIP-447: a zombie from an older generation is fenced).
+    ///
+    /// # Errors
+    /// Group-level errors.
+    pub fn txn_commit_offsets(
+        &self,
+        group_id: &str,
+        producer: TxnProducer,
+        committer: &Committer,
+        offsets: Vec<OffsetCommit>,
+    ) -> Result<Vec<i16>, ResponseError> {
+        self.commit(group_id, committer, offsets, Some(producer))
+    }
+
+    /// A transaction marker was written to `partition` of `__consumer_offsets`: the producer's
+    /// pending offsets in that partition's groups are committed or dropped.
+    pub fn on_transaction_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        let partitions = self.topic.topic().map_or(1, |t| t.partitions);
+        let mut groups = self.groups.lock();
+        for (group_id, group) in groups.iter_mut() {
+            if partition_for(group_id, partitions) == partition {
+                group.offsets.complete_transaction(producer_id, commit);
+            }
+        }
+    }
+
+    fn commit(
+        &self,
+        group_id: &str,
+        committer: &Committer,
+        offsets: Vec<OffsetCommit>,
+        producer: Option<TxnProducer>,
     ) -> Result<Vec<i16>, ResponseError> {
         self.check(group_id)?;
         let now_ms = self.clock.now_ms();
@@ -87,7 +139,7 @@ impl GroupCoordinator {
         let write = {
             let mut groups = self.groups.lock();
             match groups.get(group_id) {
-                Some(group) => validate_commit(group, committer)?,
+                Some(group) => validate_commit(group, committer, producer.is_some())?,
                 None if committer.generation_or_epoch >= 0 => {
                     return Err(if committer.api_version >= 9 {
                         ResponseError::GroupIdNotFound
@@ -97,12 +149,20 @@ impl GroupCoordinator {
                 }
                 None => {}
             }
-            let write = self.topic.append(group_id, &records).map_err(|e| e.code)?;
+            let write = self
+                .topic
+                .append(group_id, &records, producer)
+                .map_err(|e| e.code)?;
             let group = groups
                 .entry(group_id.to_owned())
                 .or_insert_with(|| Group::classic(group_id, now_ms));
             for (topic, partition, value) in accepted {
-                group.offsets.put(&topic, partition, value);
+                match producer {
+                    Some(p) => group
+                        .offsets
+                        .put_pending(p.producer_id, &topic, partition, value),
+                    None => group.offsets.put(&topic, partition, value),
+                }
             }
             write
         };
@@ -117,10 +177,11 @@ impl GroupCoordinator {
         }
     }
 
-    /// OffsetFetch for one group: `topics` `None` means every committed offset. Each entry is
-    /// `(topic, partition, committed)`; an unknown group answers "no offset" for every
-    /// requested partition, as Kafka does. A consumer-protocol member (v9) is checked by its
-    /// member id and epoch.
+    /// OffsetFetch for one group: `topics` `None` means every committed offset. An unknown
+    /// group answers "no offset" for every requested partition, as Kafka does. A
+    /// consumer-protocol member (v9) is checked by its member id and epoch. With
+    /// `require_stable`, a partition with a transactional commit not yet committed answers
+    /// UNSTABLE_OFFSET_COMMIT (the client retries until the transaction ends).
     ///
     /// # Errors
     /// Group-level errors.
@@ -130,7 +191,8 @@ impl GroupCoordinator {
         member_id: Option<&str>,
         member_epoch: i32,
         topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Result<Fetched, ResponseError> {
+        require_stable: bool,
+    ) -> Result<Vec<FetchedOffset>, ResponseError> {
         self.check(group_id)?;
         let groups = self.groups.lock();
         let group = groups.get(group_id);
@@ -141,23 +203,32 @@ impl GroupCoordinator {
         {
             consumer.validate_offset_fetch(member_id, member_epoch)?;
         }
+        let fetched = |topic: String, partition: i32| {
+            let unstable =
+                require_stable && group.is_some_and(|g| g.offsets.has_pending(&topic, partition));
+            let committed = group
+                .and_then(|g| g.offsets.get(&topic, partition))
+                .cloned()
+                .filter(|_| !unstable);
+            FetchedOffset {
+                topic,
+                partition,
+                committed,
+                error: unstable.then_some(ResponseError::UnstableOffsetCommit),
+            }
+        };
         Ok(match topics {
             Some(topics) => topics
                 .into_iter()
                 .flat_map(|(topic, partitions)| {
                     partitions.into_iter().map(move |p| (topic.clone(), p))
                 })
-                .map(|(topic, partition)| {
-                    let value = group
-                        .and_then(|g| g.offsets.get(&topic, partition))
-                        .cloned();
-                    (topic, partition, value)
-                })
+                .map(|(topic, partition)| fetched(topic, partition))
                 .collect(),
             None => group.map_or_else(Vec::new, |g| {
                 g.offsets
                     .iter()
-                    .map(|(t, p, v)| (t.to_owned(), p, Some(v.clone())))
+                    .map(|(t, p, _)| fetched(t.to_owned(), p))
                     .collect()
             }),
         })
@@ -198,7 +269,10 @@ impl GroupCoordinator {
                     deleted.push((topic, *partition));
                 }
             }
-            let write = self.topic.append(group_id, &records).map_err(|e| e.code)?;
+            let write = self
+                .topic
+                .append(group_id, &records, None)
+                .map_err(|e| e.code)?;
             for (topic, partition) in deleted {
                 let _ = group.offsets.remove(topic, partition);
             }
@@ -209,7 +283,20 @@ impl GroupCoordinator {
     }
 }
 
-fn validate_commit(group: &Group, committer: &Committer) -> Result<(), ResponseError> {
+fn validate_commit(
+    group: &Group,
+    committer: &Committer,
+    transactional: bool,
+) -> Result<(), ResponseError> {
+    // KIP-447: a TxnOffsetCommit without member id and generation (an old client) is not
+    // checked against the group.
+    if transactional
+        && committer.member_id.is_empty()
+        && committer.generation_or_epoch < 0
+        && committer.group_instance_id.is_none()
+    {
+        return Ok(());
+    }
     match &group.kind {
         GroupKind::Classic(classic) => classic.validate_offset_commit(
             &committer.member_id,
@@ -220,7 +307,7 @@ fn validate_commit(group: &Group, committer: &Committer) -> Result<(), ResponseE
             &committer.member_id,
             committer.group_instance_id.as_deref(),
             committer.generation_or_epoch,
-            false,
+            transactional,
             committer.api_version,
         ),
     }

@@ -10,7 +10,7 @@ use super::{Committer, GroupCoordinator, OffsetCommit};
 use crate::clock::{Clock, ManualClock};
 use crate::config::BrokerConfig;
 use crate::controller::{Controller, NewTopic};
-use crate::coordinator::group::offsets_topic::OffsetsTopic;
+use crate::coordinator::internal_topic::{InternalTopic, InternalTopicSpec};
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 
@@ -37,7 +37,12 @@ fn open(dir: &std::path::Path) -> (GroupCoordinator, Arc<Controller>) {
         Arc::clone(&replicas),
         Arc::clone(&config),
     ));
-    let topic = OffsetsTopic::new(
+    let topic = InternalTopic::new(
+        InternalTopicSpec {
+            name: crate::coordinator::group::OFFSETS_TOPIC,
+            partitions: 2,
+            segment_bytes: 1 << 20,
+        },
         Arc::clone(&config),
         Arc::clone(&clock),
         Arc::clone(&metadata),
@@ -93,7 +98,7 @@ fn answers_load_in_progress_until_loaded_then_serves_what_the_log_holds() {
     // Before the log is replayed every group request is refused with a retriable error.
     assert!(coordinator.is_loading());
     assert_eq!(
-        coordinator.fetch_offsets("g", None, -1, None).err(),
+        coordinator.fetch_offsets("g", None, -1, None, false).err(),
         Some(ResponseError::CoordinatorLoadInProgress)
     );
     assert_eq!(
@@ -105,7 +110,9 @@ fn answers_load_in_progress_until_loaded_then_serves_what_the_log_holds() {
         Some(ResponseError::CoordinatorLoadInProgress)
     );
     coordinator.load().unwrap();
-    let offsets = coordinator.fetch_offsets("g", None, -1, None).unwrap();
+    let offsets = coordinator
+        .fetch_offsets("g", None, -1, None, false)
+        .unwrap();
     assert_eq!(offsets.len(), 1);
-    assert_eq!(offsets[0].2.as_ref().map(|v| v.offset), Some(11));
+    assert_eq!(offsets[0].committed.as_ref().map(|v| v.offset), Some(11));
 }
