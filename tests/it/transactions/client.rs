@@ -175,6 +175,80 @@ async fn committed_and_aborted_records_by_isolation_level() {
     broker.shutdown().await.unwrap();
 }
 
+/// How: producer A's transaction writes first, producer B's second, both to partition 0; A
+/// aborts while B stays open. The LSO is B's first offset, so A's ABORT marker lies above it,
+/// where a read_committed consumer does not read; it can skip A's records only because the
+/// Fetch answer lists A's aborted transaction for the range it returns (Kafka lists every
+/// aborted transaction overlapping the fetched offsets, searching the transaction indexes of
+/// later segments too). `segment.bytes` is the minimum, so every batch is a segment of its own
+/// and A's marker (and its transaction index entry) is two segments after A's records, as
+/// after any roll in a busy log. The consumer must be handed nothing, then, after B commits,
+/// B's records only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_abort_above_the_lso_still_hides_the_aborted_records() {
+    let broker = txn_broker().await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("txn-abort-above-lso");
+    support::create_topic(&bootstrap, &topic, 1, &[("segment.bytes", "14")]).await;
+    let first = txn_producer(&bootstrap, &support::topic_name("abort-a"), &[]);
+    let second = txn_producer(&bootstrap, &support::topic_name("abort-b"), &[]);
+    first.init_transactions(TXN_CALL).expect("init A");
+    second.init_transactions(TXN_CALL).expect("init B");
+    first.begin_transaction().unwrap();
+    second.begin_transaction().unwrap();
+    let aborted = send_all(&first, &topic, 1, "aborted", 2).await;
+    let kept = send_all(&second, &topic, 1, "kept", 2).await;
+    assert_eq!((aborted[0].1, kept[0].1), (0, 2));
+    first.abort_transaction(TXN_CALL).expect("abort A");
+    // A's ABORT marker at 4, B still open from 2.
+    wait_end_offsets_unstable(&bootstrap, &topic, 5).await;
+
+    let (address, read_topic) = (bootstrap.clone(), topic.clone());
+    let (lso, held) = crate::groups::blocking(move || {
+        let lso = raw::latest(
+            &mut Wire::connect(&address),
+            (&read_topic, 0),
+            READ_COMMITTED,
+        );
+        let held = read_to_end(&address, &read_topic, 1, Isolation::ReadCommitted, READ);
+        (lso, held)
+    })
+    .await;
+    assert_eq!(
+        lso, 2,
+        "the LSO is B's first offset once A's transaction ended"
+    );
+    assert!(
+        held.is_empty(),
+        "read_committed was handed records of an aborted transaction: {held:?}"
+    );
+    second.commit_transaction(TXN_CALL).expect("commit B");
+    wait_end_offsets(&bootstrap, &topic, &[6]);
+    let (address, read_topic) = (bootstrap.clone(), topic.clone());
+    let after = crate::groups::blocking(move || {
+        read_to_end(&address, &read_topic, 1, Isolation::ReadCommitted, READ)
+    })
+    .await;
+    let expected: Vec<(i64, String)> = kept.iter().map(|(_, o, v)| (*o, v.clone())).collect();
+    assert_eq!(values_of(&after, 0), expected);
+    broker.shutdown().await.unwrap();
+}
+
+/// Waits until partition 0's high watermark is `end` (markers are written after EndTxn may be
+/// answered), without waiting for the LSO.
+async fn wait_end_offsets_unstable(bootstrap: &str, topic: &str, end: i64) {
+    let (address, topic) = (bootstrap.to_owned(), topic.to_owned());
+    crate::groups::blocking(move || {
+        let mut wire = Wire::connect(&address);
+        raw::poll_until(
+            Duration::from_secs(10),
+            || format!("{topic}: high watermark never reached {end}"),
+            || raw::latest(&mut wire, (&topic, 0), READ_UNCOMMITTED) >= end,
+        );
+    })
+    .await;
+}
+
 /// How: a transaction writes to partition 0 and stays open while a plain producer appends after
 /// it. A read_committed consumer reaches its end (EOF at the LSO) having been handed nothing:
 /// the plain records sit above the open transaction's first offset. ListOffsets latest under

@@ -17,10 +17,11 @@ use crate::support::{self, BinaryBroker};
 use crate::wire::Wire;
 
 /// The producers' transaction timeout: short, so an abandoned transaction is aborted within the
-/// test. librdkafka wants `message.timeout.ms` no longer than it.
+/// test. librdkafka wants `message.timeout.ms` and `socket.timeout.ms` no longer than it.
 const SHORT_TIMEOUT: &[(&str, &str)] = &[
     ("transaction.timeout.ms", "3000"),
     ("message.timeout.ms", "3000"),
+    ("socket.timeout.ms", "3000"),
 ];
 
 fn start(dir: &std::path::Path) -> BinaryBroker {

@@ -76,13 +76,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The operations, then how each producer's still-open transaction ends (true: commit).
-type Case = (Vec<Op>, Vec<bool>);
+/// The operations, how each producer's still-open transaction ends (true: commit), and the
+/// topic's `segment.bytes`.
+type Case = (Vec<Op>, Vec<bool>, &'static str);
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        proptest::collection::vec(op(), 1..30),
+        proptest::collection::vec(op(), 1..24),
         proptest::collection::vec(any::<bool>(), PRODUCERS),
+        // One segment for the whole case, a segment per batch (Kafka's minimum), or a roll
+        // every few batches: transactions and their markers in the same or in later segments.
+        prop_oneof![Just("1073741824"), Just("14"), Just("400")],
     )
 }
 
@@ -172,6 +176,17 @@ impl Model {
     }
 
     fn apply(&mut self, wire: &mut Wire, op: &Op) {
+        self.apply_op(wire, op);
+        // Every end of a transaction changes what readers may see: check at once, not only at
+        // the next `Read`.
+        if matches!(op, Op::Commit { .. } | Op::Abort { .. } | Op::Reinit { .. }) {
+            for partition in 0..PARTITIONS {
+                self.check_read(wire, partition);
+            }
+        }
+    }
+
+    fn apply_op(&mut self, wire: &mut Wire, op: &Op) {
         match *op {
             Op::Plain { partition, records } => {
                 let values = self.values(records);
@@ -302,11 +317,12 @@ impl Model {
     }
 }
 
-fn run_case(address: &str, (ops, commits): &Case) {
+fn run_case(address: &str, (ops, commits, segment_bytes): &Case) {
     static CASE: AtomicUsize = AtomicUsize::new(0);
     let topic = format!("model-{}", CASE.fetch_add(1, Ordering::Relaxed));
     let mut wire = Wire::connect(address);
-    raw::create_topic(&mut wire, &topic, PARTITIONS);
+    let configs = [("segment.bytes", *segment_bytes)];
+    raw::create_topic_with(&mut wire, &topic, PARTITIONS, &configs);
     let (error, pid, epoch) = raw::init_producer_id(&mut wire, None, 60_000);
     assert_eq!(error, code::NONE);
     let mut model = Model {
@@ -334,7 +350,7 @@ fn config() -> Config {
             .unwrap_or(64),
         max_shrink_iters: 256,
         source_file: Some(file!()),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
         ..Config::default()

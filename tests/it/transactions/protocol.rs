@@ -18,8 +18,6 @@ use crate::wire::Wire;
 
 /// TRANSACTIONAL_ID_NOT_FOUND: DescribeTransactions of an id the coordinator does not know.
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-/// The timestamp `raw::batch` gives every record.
-const RECORD_TIMESTAMP_MS: i64 = 1_700_000_000_000;
 
 fn describe(wire: &mut Wire, ids: &[&str]) -> DescribeTransactionsResponse {
     let request = DescribeTransactionsRequest::default()
@@ -137,7 +135,9 @@ async fn an_open_transaction_is_described_everywhere() {
         let producer = raw::init(&mut wire, id);
         raw::add(&mut wire, id, producer, &[(topic, 0)]);
         let values: Vec<String> = (0..3).map(|i| format!("t{i}")).collect();
+        let before_ms = raw::now_ms();
         let batch = raw::batch(Some(producer), 0, true, &values);
+        let after_ms = raw::now_ms();
         assert_eq!(raw::produce(&mut wire, Some(id), (topic, 0), batch), (0, 2));
         assert_eq!(plain(&mut wire, &["p2".into()]), (0, 5));
 
@@ -172,9 +172,16 @@ async fn an_open_transaction_is_described_everywhere() {
         let (old, _) = list(&mut wire, &[], &[producer.0], 10);
         assert_eq!(old, vec![me], "running for more than 10 ms");
 
+        let active = producers(&mut wire, topic, 0);
+        assert_eq!(active.len(), 1, "{active:?}");
+        let (pid, epoch, last_sequence, last_timestamp, txn_start) = active[0];
         assert_eq!(
-            producers(&mut wire, topic, 0),
-            vec![(producer.0, i32::from(producer.1), 2, RECORD_TIMESTAMP_MS, 2)]
+            (pid, epoch, last_sequence, txn_start),
+            (producer.0, i32::from(producer.1), 2, 2)
+        );
+        assert!(
+            (before_ms..=after_ms).contains(&last_timestamp),
+            "last timestamp {last_timestamp} is the batch's"
         );
         assert!(producers(&mut wire, topic, 1).is_empty());
         assert_eq!(raw::latest(&mut wire, (topic, 0), READ_COMMITTED), 2, "LSO");

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -109,13 +109,33 @@ fn retried<T>(what: &str, mut call: impl FnMut() -> (i16, T)) -> (i16, T) {
 
 /// Creates `topic` with `partitions` partitions.
 pub(crate) fn create_topic(wire: &mut Wire, topic: &str, partitions: i32) {
+    create_topic_with(wire, topic, partitions, &[]);
+}
+
+/// Creates `topic` with `partitions` partitions and topic `configs`.
+pub(crate) fn create_topic_with(
+    wire: &mut Wire,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(10_000)
         .with_topics(vec![
             CreatableTopic::default()
                 .with_name(topic_name(topic))
                 .with_num_partitions(partitions)
-                .with_replication_factor(1),
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(name, value)| {
+                            CreatableTopicConfig::default()
+                                .with_name(text(name))
+                                .with_value(Some(text(value)))
+                        })
+                        .collect(),
+                ),
         ]);
     let response = wire.call(7, &request);
     assert_eq!(response.topics[0].error_code, 0, "create {topic}");
@@ -282,7 +302,16 @@ pub(crate) fn end_txn(
     retried("EndTxn", || (wire.call(END_TXN, &request).error_code, ())).0
 }
 
-/// A batch of `values` (keys `None`) from `producer` starting at `sequence`.
+/// The wall clock in ms: record timestamps. A fixed old timestamp would make every append roll
+/// a new segment (`segment.ms` counts from the first batch's timestamp, as in Kafka).
+pub(crate) fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since_epoch.as_millis()).unwrap()
+}
+
+/// A batch of `values` (keys `None`, timestamps now) from `producer` starting at `sequence`.
 pub(crate) fn batch(
     producer: Option<(i64, i16)>,
     sequence: i32,
@@ -293,8 +322,9 @@ pub(crate) fn batch(
     if let Some((pid, epoch)) = producer {
         builder = builder.producer(pid, epoch, sequence);
     }
+    let timestamp = now_ms();
     for value in values {
-        builder = builder.record(None, Some(value.as_bytes()), 1_700_000_000_000);
+        builder = builder.record(None, Some(value.as_bytes()), timestamp);
     }
     builder.build()
 }
