@@ -365,6 +365,17 @@ async fn open_state(
             Arc::clone(&groups),
         ),
     );
+    // The coordinators load before the broker serves: start() returns a broker whose groups
+    // and transactions are ready. Groups first: completing interrupted transactions writes
+    // markers into __consumer_offsets, which must apply to the loaded groups.
+    let loading = (Arc::clone(&groups), Arc::clone(&transactions));
+    tokio::task::spawn_blocking(move || -> Result<(), StartError> {
+        loading.0.load()?;
+        loading.1.load()?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| StartError::Task(e.to_string()))??;
     Ok(Arc::new(BrokerState {
         groups,
         transactions,

@@ -13,25 +13,13 @@ use crate::server::shutdown::Shutdown;
 // costs at most this much lateness.
 const MAX_SLEEP_MS: i64 = 1_000;
 
-/// Loads the coordinator's state, then runs its deadlines until shutdown.
+/// Runs the deadlines of a loaded coordinator until shutdown.
 pub async fn run(
     coordinator: Arc<GroupCoordinator>,
     clock: Arc<dyn Clock>,
     offsets_retention_check_interval: Duration,
     mut shutdown: Shutdown,
 ) {
-    let loading = Arc::clone(&coordinator);
-    match tokio::task::spawn_blocking(move || loading.load()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::error!(%error, "cannot load __consumer_offsets; groups stay unavailable");
-            return;
-        }
-        Err(error) => {
-            tracing::error!(%error, "group load task failed");
-            return;
-        }
-    }
     let mut clock_changes = clock.changes();
     let mut expiry = tokio::time::interval(offsets_retention_check_interval);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

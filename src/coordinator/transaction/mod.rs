@@ -84,12 +84,6 @@ impl TransactionCoordinator {
         &self.topic
     }
 
-    /// Whether the group coordinator (whose offsets transactions commit) is still loading.
-    #[must_use]
-    pub fn groups_loading(&self) -> bool {
-        self.groups.is_loading()
-    }
-
     /// Whether the state is still being loaded.
     #[must_use]
     pub fn is_loading(&self) -> bool {
