@@ -1,9 +1,9 @@
 //! Exactly-once: transactions and idempotence end to end. Real librdkafka clients commit and
 //! abort (`client`), a consume-transform-produce application survives SIGKILL (`exactly_once`),
 //! zombies are fenced (`fencing`), the broker is killed mid-transaction (`crash`); raw sockets
-//! check idempotent sequences (`idempotence`), the transaction APIs' exact answers (`protocol`)
-//! and transactional offset commits (`offsets`); random interleavings are checked against a
-//! model (`model`). Shared here: the broker configs, client configs, and a reader that consumes
+//! check idempotent sequences (`idempotence`), the transaction APIs' exact answers (`protocol`),
+//! transactional offset commits (`offsets`) and transaction timeouts (`timeouts`); random
+//! interleavings are checked against a model (`model`). Shared here: the broker configs, client configs, and a reader that consumes
 //! a topic to its end under an isolation level.
 
 mod client;
@@ -15,6 +15,7 @@ mod model;
 mod offsets;
 mod protocol;
 pub(crate) mod raw;
+mod timeouts;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
