@@ -14,10 +14,14 @@
 //! - acks=1 round-trip latency of raw Produce requests, one in flight (the broker alone);
 //! - the broker's idle RSS.
 
+#[path = "e2e_support.rs"]
+mod e2e_support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use e2e_support::{Broker, disk_mb_s, mb_s, percentile};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -31,53 +35,6 @@ fn records() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000)
-}
-
-struct Broker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Broker {
-    fn start(dir: &std::path::Path) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listener", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("kairos starts");
-        let mut line = String::new();
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut byte = [0_u8; 1];
-        while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-            line.push(char::from(byte[0]));
-        }
-        let bootstrap = line
-            .trim()
-            .trim_start_matches("kairos listening on ")
-            .to_owned();
-        Broker { child, bootstrap }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn producer(bootstrap: &str, acks: &str, linger_ms: &str) -> FutureProducer {
@@ -335,38 +292,12 @@ fn loopback_mb_s(total: usize) -> f64 {
     mb_s(written, started.elapsed())
 }
 
-/// Sequential file write of `total` bytes in 1 MiB writes, then fdatasync.
-fn disk_mb_s(dir: &std::path::Path, total: usize) -> f64 {
-    let path = dir.join("reference.bin");
-    let mut file = std::fs::File::create(&path).expect("create");
-    let chunk = vec![b'd'; 1 << 20];
-    let started = Instant::now();
-    let mut written = 0;
-    while written < total {
-        file.write_all(&chunk).expect("write");
-        written += chunk.len();
-    }
-    file.sync_data().expect("fdatasync");
-    let elapsed = started.elapsed();
-    let _ = std::fs::remove_file(&path);
-    mb_s(written, elapsed)
-}
-
-fn mb_s(bytes: usize, elapsed: Duration) -> f64 {
-    bytes as f64 / 1_000_000.0 / elapsed.as_secs_f64()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
-}
-
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
     let count = records();
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start(dir.path(), &[]);
     std::thread::sleep(Duration::from_millis(300));
     let idle_rss = broker.rss_kib();
     let bootstrap = broker.bootstrap.clone();

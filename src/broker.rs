@@ -325,7 +325,31 @@ async fn open_state(
     let due = Arc::new(crate::temporal::service::DueService::new(
         replica_manager.log_manager().dir(),
         metrics.due.clone(),
+        crate::temporal::state_log::DueStateLog::new(
+            crate::coordinator::internal_topic::InternalTopic::new(
+                crate::coordinator::internal_topic::InternalTopicSpec {
+                    name: crate::temporal::due_state::DUE_STATE_TOPIC,
+                    partitions: crate::temporal::due_state::DUE_STATE_PARTITIONS,
+                    segment_bytes: crate::temporal::due_state::DUE_STATE_SEGMENT_BYTES,
+                },
+                Arc::clone(&config),
+                Arc::clone(&clock),
+                Arc::clone(&metadata),
+                Arc::clone(&controller),
+                Arc::clone(&replica_manager),
+            ),
+            config.acks_all_fsync(),
+        ),
     ));
+    // Temporal partitions get their clean limits before the cleaner task's first pass (see
+    // `temporal::service`): until then a fire whose fired state a crash left unrecorded could
+    // be compacted away.
+    let tracking = Arc::clone(&due);
+    let topics = metadata.topics();
+    let logs = Arc::clone(replica_manager.log_manager());
+    tokio::task::spawn_blocking(move || tracking.sync(&topics, &logs))
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))?;
     let groups = Arc::new(crate::coordinator::group::GroupCoordinator::new(
         Arc::clone(&config),
         Arc::clone(&clock),

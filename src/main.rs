@@ -8,10 +8,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use kairos::clock::{Clock, SystemClock};
 use kairos::config::all_configs;
-use kairos::{Broker, BrokerConfig};
+use kairos::{Broker, BrokerConfig, ManualClock};
 
 /// A single-node Kafka-compatible broker with a due index.
 #[derive(Debug, Parser)]
@@ -35,6 +37,13 @@ struct Cli {
     /// A broker config by Kafka name, NAME=VALUE; repeatable.
     #[arg(long = "override", short = 'o', value_name = "NAME=VALUE")]
     overrides: Vec<String>,
+    /// For tests of the binary only: the broker's clock is a manual clock whose time (decimal
+    /// epoch ms) is read from this file at start and again whenever it changes (polled every
+    /// 5 ms; replace the file by a rename so no partial content is read). Crash tests drive
+    /// due times across kill -9 and restarts with it. Hidden, and without it the broker uses
+    /// the system clock.
+    #[arg(long, hide = true, value_name = "PATH")]
+    manual_clock_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -59,7 +68,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let clock: Arc<dyn Clock> = match &cli.manual_clock_file {
+        Some(path) => match follow_clock_file(path.clone()) {
+            Ok(clock) => Arc::new(clock),
+            Err(message) => {
+                eprintln!("kairos: {message}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Arc::new(SystemClock),
+    };
+    match runtime.block_on(run(config, clock)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("kairos: {error}");
@@ -68,8 +87,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: BrokerConfig) -> Result<(), kairos::StartError> {
-    let broker = Broker::builder().broker_config(config).start().await?;
+async fn run(config: BrokerConfig, clock: Arc<dyn Clock>) -> Result<(), kairos::StartError> {
+    let broker = Broker::builder()
+        .broker_config(config)
+        .clock(clock)
+        .start()
+        .await?;
     println!("kairos listening on {}", broker.local_addr());
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -90,6 +113,30 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// A manual clock set from `path` now and whenever its content changes (see the flag).
+fn follow_clock_file(path: PathBuf) -> Result<ManualClock, String> {
+    let read =
+        |path: &PathBuf| -> Option<i64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let start = read(&path).ok_or_else(|| format!("{}: expected epoch ms", path.display()))?;
+    let clock = ManualClock::new(start);
+    let follower = clock.clone();
+    let _ = std::thread::Builder::new()
+        .name("manual-clock".into())
+        .spawn(move || {
+            let mut last = start;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                // A file being rewritten may read empty or partial: keep the last good time.
+                if let Some(now) = read(&path).filter(|&now| now != last) {
+                    follower.set_ms(now);
+                    last = now;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(clock)
 }
 
 fn build_config(cli: &Cli) -> Result<BrokerConfig, String> {

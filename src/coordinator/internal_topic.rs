@@ -1,5 +1,5 @@
-//! The coordinators' internal topics (`__consumer_offsets`, `__transaction_state`): created on
-//! first use, appended to by their coordinator only, and replayed at start. This is the only
+//! The coordinators' internal topics (`__consumer_offsets`, `__transaction_state`, and the due
+//! index's `__due_state`): created on first use, appended to by their coordinator only, and replayed at start. This is the only
 //! place coordinators touch storage for their own state.
 
 use std::sync::Arc;
@@ -204,7 +204,26 @@ impl InternalTopic {
         if records.is_empty() {
             return Ok(None);
         }
-        let (topic, log) = self.log_of(key)?;
+        let topic = self.ensure()?;
+        self.append_to(partition_for(key, topic.partitions), records, producer)
+    }
+
+    /// Appends `records` as one batch to `partition`, for owners that place their keys
+    /// themselves (the due index's fired state). Same contract as [`InternalTopic::append`].
+    ///
+    /// # Errors
+    /// COORDINATOR_NOT_AVAILABLE, or the storage error's code.
+    pub fn append_to(
+        &self,
+        partition: i32,
+        records: &[CoordinatorRecord],
+        producer: Option<TxnProducer>,
+    ) -> Result<Option<PendingWrite>, ApiError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let topic = self.ensure()?;
+        let log = self.replica_manager.partition_log(&topic, partition)?;
         let now_ms = self.clock.now_ms();
         let mut builder = RecordBatchBuilder::new();
         if let Some(producer) = producer {
@@ -230,7 +249,7 @@ impl InternalTopic {
         };
         self.replica_manager.wake_fetches(&TopicPartition {
             topic: self.spec.name.to_owned(),
-            partition: partition_for(key, topic.partitions),
+            partition,
         });
         Ok(Some(PendingWrite { log, end_offset }))
     }
@@ -256,12 +275,27 @@ impl InternalTopic {
             return Ok(());
         };
         for partition in 0..topic.partitions {
-            let Ok(log) = self.replica_manager.partition_log(&topic, partition) else {
-                continue;
-            };
-            read_partition(&log, |record| apply(partition, record))?;
+            self.read_partition(partition, |record| apply(partition, record))?;
         }
         Ok(())
+    }
+
+    /// Every record of one partition, in log order; nothing if the topic does not exist yet.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn read_partition(
+        &self,
+        partition: i32,
+        apply: impl FnMut(LoadedRecord<'_>),
+    ) -> Result<(), kairos_storage::Error> {
+        let Some(topic) = self.topic() else {
+            return Ok(());
+        };
+        let Ok(log) = self.replica_manager.partition_log(&topic, partition) else {
+            return Ok(());
+        };
+        read_partition(&log, apply)
     }
 }
 

@@ -10,5 +10,7 @@ pub mod transaction;
 /// Metadata marks it `is_internal` (clients leave it out of pattern subscriptions).
 #[must_use]
 pub fn is_internal_topic(topic: &str) -> bool {
-    topic == group::OFFSETS_TOPIC || topic == transaction::TRANSACTION_STATE_TOPIC
+    topic == group::OFFSETS_TOPIC
+        || topic == transaction::TRANSACTION_STATE_TOPIC
+        || topic == crate::temporal::due_state::DUE_STATE_TOPIC
 }

@@ -3,6 +3,8 @@
 //! version's headers (minus earlier `kairos.*` due headers) plus `kairos.due.field`,
 //! `kairos.due.at` (decimal epoch ms) and `kairos.source.offset`.
 
+use std::collections::HashMap;
+
 use kairos_storage::Log;
 use kairos_storage::batch::Batches;
 use kairos_storage::builder::{RecordBatchBuilder, RecordSpec};
@@ -36,32 +38,66 @@ pub struct SourceRecord {
 /// # Errors
 /// Storage errors.
 pub fn read_record(log: &Log, offset: i64) -> kairos_storage::Result<Option<SourceRecord>> {
-    let data = log.read(offset, 1, None)?;
-    let Some(Ok((_, batch))) = Batches::new(&data.records).next() else {
-        return Ok(None);
-    };
-    let Ok(records) = RecordBytes::of(&batch) else {
-        return Ok(None);
-    };
-    for record in records.records().map_while(Result::ok) {
-        if batch.base_offset() + i64::from(record.offset_delta) == offset {
-            return Ok(Some(SourceRecord {
-                offset,
-                key: record.key.map(<[u8]>::to_vec),
-                value: record.value.map(<[u8]>::to_vec),
-                headers: record
-                    .headers()
-                    .map(|(k, v)| {
-                        (
-                            String::from_utf8_lossy(k).into_owned(),
-                            v.map(<[u8]>::to_vec),
-                        )
-                    })
-                    .collect(),
-            }));
+    Ok(read_records(log, &[offset])?.remove(&offset))
+}
+
+/// The records at `offsets` (absent ones were removed by compaction or retention). Offsets
+/// are visited in order and every stored batch is decoded once, however many of them it
+/// holds: a producer's batch can hold thousands of entities, and decoding it again for each
+/// (the pulse used to) made a large backlog drain at a few thousand fires per second.
+///
+/// # Errors
+/// Storage errors.
+pub fn read_records(
+    log: &Log,
+    offsets: &[i64],
+) -> kairos_storage::Result<HashMap<i64, SourceRecord>> {
+    let mut wanted = offsets.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    // Offsets that retention removed, or past the end, have no record.
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    wanted.retain(|o| (start..end).contains(o));
+    let mut found = HashMap::with_capacity(wanted.len());
+    let mut next = 0;
+    while let Some(&offset) = wanted.get(next) {
+        let data = log.read(offset, 1, None)?;
+        let Some(Ok((_, batch))) = Batches::new(&data.records).next() else {
+            break;
+        };
+        let rest = wanted.get(next..).unwrap_or_default();
+        if let Ok(records) = RecordBytes::of(&batch) {
+            for record in records.records().map_while(Result::ok) {
+                let at = batch.base_offset() + i64::from(record.offset_delta);
+                if rest.binary_search(&at).is_ok() {
+                    let _ = found.insert(at, source_record(at, &record));
+                }
+            }
+        }
+        // Every wanted offset up to this batch's end is answered (or was compacted away).
+        let last = batch.last_offset().max(offset);
+        while wanted.get(next).is_some_and(|o| *o <= last) {
+            next += 1;
         }
     }
-    Ok(None)
+    Ok(found)
+}
+
+fn source_record(offset: i64, record: &kairos_storage::record::Record<'_>) -> SourceRecord {
+    SourceRecord {
+        offset,
+        key: record.key.map(<[u8]>::to_vec),
+        value: record.value.map(<[u8]>::to_vec),
+        headers: record
+            .headers()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    v.map(<[u8]>::to_vec),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// The fire record for `entry`, whose latest version is `source`.

@@ -5,6 +5,12 @@
 //! watermark). Records of aborted transactions are skipped, control batches ignored, and records
 //! of open transactions are not reached until they commit (DESIGN §5.4). Recovery replays the
 //! tail with the same cursor.
+//!
+//! Fired state: a fire record met in the log restores what fired, and a tombstone forgets an
+//! entity. Each such change of an entity's fired state is also queued as a [`FiredChange`] for
+//! the owner to write to `__due_state` ([`super::due_state`]). Only changes are queued, so the
+//! fire records the pulse appended itself (already recorded) queue nothing; the ones a crash
+//! left without their state record do, and the owner writes them on the next step.
 
 use kairos_storage::batch::{Batches, RecordBatchHeader};
 use kairos_storage::record::RecordBytes;
@@ -12,8 +18,9 @@ use kairos_storage::{AbortedTxn, Log};
 
 use super::config::TemporalConfig;
 use super::due_index::{DueIndex, EntityId};
+use super::due_state::{FiredValue, StateKey};
 use super::extract::{FieldValue, extract};
-use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD};
+use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET};
 
 /// Counters of one partition's indexing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +35,34 @@ pub struct IndexerStats {
 
 /// Bytes read from the log per step: bounds the memory and the time one catch-up step holds.
 const READ_BYTES: usize = 1 << 20;
+/// Queued fired-state changes at which a catch-up stops early, so the owner writes them before
+/// reading on: a rebuild of a log full of fire records never holds all their keys at once.
+pub const CHANGES_MAX: usize = 4096;
+
+/// A change of an entity's fired state, to be recorded in `__due_state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FiredChange {
+    /// The entity's field fired for `due_ms`.
+    Fired {
+        /// The entity key.
+        key: Vec<u8>,
+        /// The field's index in `temporal.fields`.
+        field: u8,
+        /// The due time that fired.
+        due_ms: i64,
+        /// Offset of the version the fire reflected (-1 if the record did not say).
+        source_offset: i64,
+        /// Offset of the fire record.
+        fire_offset: i64,
+    },
+    /// A tombstone deleted the entity: its fired state is forgotten.
+    Forgotten {
+        /// The entity key.
+        key: Vec<u8>,
+        /// The field's index in `temporal.fields`.
+        field: u8,
+    },
+}
 
 /// See the module docs.
 #[derive(Debug)]
@@ -38,6 +73,8 @@ pub struct PartitionIndexer {
     /// Offset of the first malformed field seen, logged once per partition.
     first_malformed_offset: Option<i64>,
     values: Vec<FieldValue>,
+    /// Fired-state changes met since the owner last took them ([`Self::take_changes`]).
+    changes: Vec<FiredChange>,
 }
 
 impl PartitionIndexer {
@@ -50,6 +87,7 @@ impl PartitionIndexer {
             stats: IndexerStats::default(),
             first_malformed_offset: None,
             values: Vec::new(),
+            changes: Vec::new(),
         }
     }
 
@@ -76,6 +114,40 @@ impl PartitionIndexer {
         self.stats
     }
 
+    /// The fired-state changes met since the last call, in log order.
+    pub fn take_changes(&mut self) -> Vec<FiredChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Whether changes are waiting to be taken.
+    #[must_use]
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Applies one `__due_state` record (in log order) before the log is replayed: the fired
+    /// state of a field still configured, or its tombstone. Loaded entities hold no pending
+    /// entry; replaying the log queues what is still due.
+    pub fn restore_state(
+        &mut self,
+        config: &TemporalConfig,
+        state: &StateKey,
+        value: Option<FiredValue>,
+    ) {
+        let Some(field) = config.fields.iter().position(|f| f.as_str() == state.field) else {
+            return;
+        };
+        let id = EntityId::new(&state.key, u8::try_from(field).unwrap_or(u8::MAX));
+        match value {
+            Some(value) => self
+                .index
+                .restore_fired(id, value.due_at_ms, value.fire_offset.max(0)),
+            None => {
+                let _ = self.index.remove(id);
+            }
+        }
+    }
+
     /// Offset of the first malformed field, if any.
     #[must_use]
     pub fn first_malformed_offset(&self) -> Option<i64> {
@@ -83,7 +155,8 @@ impl PartitionIndexer {
     }
 
     /// Indexes records from the cursor up to `upper` (exclusive; the caller passes
-    /// min(LSO, HW)). Returns the number of records read.
+    /// min(LSO, HW)), or until [`CHANGES_MAX`] fired-state changes are queued (the cursor then
+    /// stops short of `upper`). Returns the number of records read.
     ///
     /// # Errors
     /// Storage errors reading the log. A cursor below the log start (retention, DeleteRecords)
@@ -109,35 +182,44 @@ impl PartitionIndexer {
             }
             for batch in Batches::new(&data.records) {
                 let Ok((_, batch)) = batch else { break };
-                self.index_batch(&batch, config, &aborted);
+                if self.index_batch(&batch, config, &aborted) {
+                    // Stopped inside the batch; the cursor is past the last record indexed.
+                    return Ok(self.stats.records - before);
+                }
                 self.cursor = self.cursor.max(batch.last_offset() + 1);
             }
         }
         Ok(self.stats.records - before)
     }
 
+    /// Indexes the records of `batch` at or past the cursor. Returns true if it stopped after
+    /// a record because [`CHANGES_MAX`] changes are queued (the cursor is then past it).
     fn index_batch(
         &mut self,
         batch: &RecordBatchHeader<'_>,
         config: &TemporalConfig,
         aborted: &[AbortedTxn],
-    ) {
+    ) -> bool {
         if batch.is_control() || is_aborted(batch, aborted) {
-            return;
+            return false;
         }
         let Ok(records) = RecordBytes::of(batch) else {
             self.note_malformed(batch.base_offset(), config.fields.len());
-            return;
+            return false;
         };
         for record in records.records() {
+            if self.changes.len() >= CHANGES_MAX {
+                return true;
+            }
             let Ok(record) = record else {
                 self.note_malformed(batch.base_offset(), config.fields.len());
-                return;
+                return false;
             };
             let offset = batch.base_offset() + i64::from(record.offset_delta);
             if offset < self.cursor {
                 continue;
             }
+            self.cursor = offset + 1;
             self.stats.records += 1;
             let Some(key) = record.key else {
                 self.stats.null_keys += 1;
@@ -159,6 +241,12 @@ impl PartitionIndexer {
                         let _ = self.index.upsert(id, due_ms, offset);
                     }
                     FieldValue::Absent if record.value.is_none() => {
+                        if self.index.fired_of(id).is_some() {
+                            self.changes.push(FiredChange::Forgotten {
+                                key: key.to_vec(),
+                                field: id.field(),
+                            });
+                        }
                         let _ = self.index.remove(id);
                     }
                     FieldValue::Absent => {
@@ -173,10 +261,12 @@ impl PartitionIndexer {
                 }
             }
         }
+        false
     }
 
     /// A fire record is evidence that its (key, field, due time) fired: replaying the log
-    /// therefore restores the fired state, and the record's own fields then find it.
+    /// therefore restores the fired state, and the record's own fields then find it. A replay
+    /// that changes the fired state queues the change (see the module docs).
     fn note_fire(
         &mut self,
         record: &kairos_storage::record::Record<'_>,
@@ -186,10 +276,12 @@ impl PartitionIndexer {
     ) {
         let mut field = None;
         let mut due_at = None;
+        let mut source = None;
         for (name, value) in record.headers() {
             match name {
                 n if n == HEADER_DUE_FIELD.as_bytes() => field = value,
                 n if n == HEADER_DUE_AT.as_bytes() => due_at = value,
+                n if n == HEADER_SOURCE_OFFSET.as_bytes() => source = value,
                 _ => {}
             }
         }
@@ -203,13 +295,19 @@ impl PartitionIndexer {
         else {
             return;
         };
-        let Some(due_ms) = std::str::from_utf8(due_at)
-            .ok()
-            .and_then(|d| d.parse().ok())
-        else {
+        let Some(due_ms) = parse_decimal(due_at) else {
             return;
         };
         let id = EntityId::new(key, u8::try_from(index).unwrap_or(u8::MAX));
+        if self.index.fired_of(id) != Some(due_ms) {
+            self.changes.push(FiredChange::Fired {
+                key: key.to_vec(),
+                field: id.field(),
+                due_ms,
+                source_offset: source.and_then(parse_decimal).unwrap_or(-1),
+                fire_offset: offset,
+            });
+        }
         self.index.restore_fired(id, due_ms, offset);
     }
 
@@ -223,6 +321,10 @@ impl PartitionIndexer {
             );
         }
     }
+}
+
+fn parse_decimal(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {

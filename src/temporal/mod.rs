@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod due_index;
+pub mod due_state;
 pub mod extract;
 pub mod fire;
 pub mod indexer;
@@ -22,6 +23,7 @@ pub mod pulse;
 pub mod selector;
 pub mod service;
 pub mod snapshot;
+pub mod state_log;
 pub mod time_format;
 
 #[cfg(test)]

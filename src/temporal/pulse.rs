@@ -8,6 +8,12 @@
 //! While a transaction is open, entities with a version in the unstable tail wait until it
 //! resolves (DESIGN §5.2).
 //!
+//! A step returns its fires as [`FiredChange`]s: the caller records them in `__due_state`
+//! before anything else (see `service.rs` for why that, with the log's clean limit, makes the
+//! fired state exact across crashes and compaction). A step does not fire while the indexer is
+//! behind (it stopped early to hand over fired-state changes): the decision needs the latest
+//! version of every key.
+//!
 //! The async task that sleeps until the next due time and calls this is the broker's.
 
 use std::collections::HashSet;
@@ -18,8 +24,8 @@ use kairos_storage::{AppendOrigin, Error, Log};
 
 use super::config::TemporalConfig;
 use super::due_index::{DueEntry, EntityId};
-use super::fire::{fire_batch, fire_record, read_record};
-use super::indexer::PartitionIndexer;
+use super::fire::{fire_batch, fire_record, read_records};
+use super::indexer::{FiredChange, PartitionIndexer};
 
 /// Attempts per step before yielding to foreground appends that keep moving the log end.
 const ATTEMPTS: usize = 8;
@@ -36,6 +42,11 @@ pub struct FireReport {
     pub waiting: usize,
     /// For each fire, how late it was appended: `now_ms - due_ms`.
     pub lateness_ms: Vec<i64>,
+    /// The fires appended, in offset order, to be recorded as fired state.
+    pub fires: Vec<FiredChange>,
+    /// The indexer stopped short of the stable offset with fired-state changes to hand over;
+    /// nothing was fired. The caller takes the changes and steps again.
+    pub behind: bool,
 }
 
 /// One pulse step for `log` (fires go to the same partition). See the module docs.
@@ -55,6 +66,10 @@ pub fn fire_due(
         let end = log.log_end_offset();
         let stable = log.last_stable_offset().min(log.high_watermark());
         let _ = indexer.catch_up(log, config, stable)?;
+        if indexer.cursor() < stable {
+            report.behind = true;
+            return Ok(report);
+        }
         let unstable = if stable < end {
             unstable_keys(log, stable, end, config.fields.len())?
         } else {
@@ -67,13 +82,25 @@ pub fn fire_due(
         }
         let mut fires = Vec::with_capacity(due.len());
         let mut fired = Vec::with_capacity(due.len());
+        let mut keys = Vec::with_capacity(due.len());
+        // One batch must fit `max.message.bytes`, or the append would fail every time and
+        // the backlog would never drain: what does not fit goes back for the next step.
+        let budget = batch_budget(log);
+        let mut bytes = 0;
+        let offsets: Vec<i64> = due.iter().map(|e| e.offset).collect();
+        let sources = read_records(log, &offsets)?;
         for entry in due {
+            if bytes >= budget {
+                indexer.index_mut().retry(&entry);
+                continue;
+            }
             if unstable.contains(&entry.id) {
                 report.waiting += 1;
                 indexer.index_mut().retry(&entry);
                 continue;
             }
-            match read_record(log, entry.offset)? {
+            // Not `remove`: two fields of one key share their source version.
+            match sources.get(&entry.offset) {
                 Some(source)
                     if source
                         .key
@@ -81,8 +108,17 @@ pub fn fire_due(
                         .map(|k| EntityId::new(k, entry.id.field()))
                         == Some(entry.id) =>
                 {
-                    fires.push(fire_record(config, &entry, &source));
+                    let fire = fire_record(config, &entry, source);
+                    let size = record_size_bound(&fire);
+                    if bytes + size > budget && !fires.is_empty() {
+                        bytes = budget;
+                        indexer.index_mut().retry(&entry);
+                        continue;
+                    }
+                    bytes += size;
+                    fires.push(fire);
                     fired.push(entry);
+                    keys.push(source.key.clone().unwrap_or_default());
                 }
                 _ => report.stale += 1,
             }
@@ -93,9 +129,17 @@ pub fn fire_due(
         let mut batch = fire_batch(fires);
         match log.append_if_end_is(&mut batch, AppendOrigin::Coordinator, now_ms, 0, end) {
             Ok(_) => {
-                for entry in &fired {
+                // The batch was appended at `end`, its records at consecutive offsets.
+                for ((entry, key), fire_offset) in fired.iter().zip(keys).zip(end..) {
                     let _ = indexer.index_mut().fired(entry);
                     report.lateness_ms.push(now_ms - entry.due_ms);
+                    report.fires.push(FiredChange::Fired {
+                        key,
+                        field: entry.id.field(),
+                        due_ms: entry.due_ms,
+                        source_offset: entry.offset,
+                        fire_offset,
+                    });
                 }
                 report.fired += fired.len();
                 return Ok(report);
@@ -108,6 +152,26 @@ pub fn fire_due(
         }
     }
     Ok(report)
+}
+
+/// Bytes of records one fire batch may hold: `max.message.bytes` less the batch header.
+fn batch_budget(log: &Log) -> usize {
+    let max = usize::try_from(log.config().max_message_bytes).unwrap_or(usize::MAX);
+    max.saturating_sub(kairos_storage::batch::BATCH_HEADER_BYTES)
+        .max(1)
+}
+
+/// An upper bound of a record's encoded size (varint lengths and deltas included).
+fn record_size_bound(record: &kairos_storage::builder::RecordSpec) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 10)
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len)
+        + record.value.as_ref().map_or(0, Vec::len)
+        + headers
+        + 32
 }
 
 fn requeue(indexer: &mut PartitionIndexer, entries: &[DueEntry]) {

@@ -14,6 +14,37 @@
 //!   as a snapshot with the offset it covers, so the next start (after a crash too) replays only
 //!   the tail. Snapshots are named after the topic id and a hash of
 //!   the selectors and format, so one that no longer matches is never loaded.
+//!
+//! ## Exactly once without a cross-log transaction (DESIGN §5.3)
+//!
+//! The fired state lives in the slots of the index, in `__due_state` ([`DueStateLog`]), and as
+//! evidence in the fire records of the source partition. Three rules, all under this service's
+//! lock, keep them exact:
+//!
+//! 1. **State follows the fire at once.** A pulse step appends its fires to the entity
+//!    partition, and before anything else the service appends their fired-state records to
+//!    `__due_state` and makes them durable (the fires first when `kairos.acks.all.fsync` is
+//!    on). Fired-state changes the indexer meets in the log (fire records, tombstones of fired
+//!    entities) are recorded the same way, in the same step.
+//! 2. **Snapshots cover only recorded state.** A partition is snapshotted only when it has no
+//!    change waiting to be recorded, so everything below a snapshot's cursor that touched the
+//!    fired state is durable in `__due_state`.
+//! 3. **The cleaner stays behind the snapshot.** The partition's clean limit
+//!    ([`Log::set_clean_limit`], honoured by compaction and by time/size retention) is the
+//!    cursor of its durable snapshot, or the offset the index was rebuilt from when there is
+//!    none. It is set when the partition is tracked, before the cleaner's first pass.
+//!
+//! After a kill -9 at any instant: with a snapshot, the log from its cursor on is intact
+//! (rule 3), so replaying it rebuilds the index exactly, and a fire whose state record was lost
+//! is met again: it changes the fired state, so its record is written then. Without a
+//! snapshot (deleted, or never written), the index is rebuilt from `__due_state` and the whole
+//! log. Compaction keeps a suffix of each key's records (it only drops records that a later one
+//! of the same key supersedes), and whatever it dropped lies below some earlier snapshot's
+//! cursor, so its fired state is in `__due_state` (rule 2); what it kept is replayed. The
+//! loaded state is each entity's last fired due time; replaying the kept suffix over it ends
+//! in the same state as the uncompacted history, because a fire record sets the fired time and
+//! a version whose due time equals the last fired one never queues (the case of a price
+//! updated after it expired).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,10 +56,11 @@ use parking_lot::Mutex;
 
 use super::config::TemporalConfig;
 use super::due_index::DueIndex;
-use super::indexer::PartitionIndexer;
+use super::indexer::{FiredChange, PartitionIndexer};
 use super::metrics::DueMetrics;
 use super::pulse::fire_due;
 use super::snapshot;
+use super::state_log::DueStateLog;
 use crate::metadata::TopicMetadata;
 use crate::topic_config;
 
@@ -48,6 +80,12 @@ struct Tracked {
     config: Arc<TemporalConfig>,
     log: Arc<Log>,
     indexer: PartitionIndexer,
+    /// Cursor of the partition's durable snapshot, or the offset the index was rebuilt from:
+    /// the log's clean limit (rule 3 of the module docs).
+    snapshot_cursor: i64,
+    /// Fired-state changes whose recording failed; retried before the partition fires again,
+    /// and no snapshot is written while any wait (rule 2).
+    unflushed: Vec<FiredChange>,
 }
 
 impl std::fmt::Debug for Tracked {
@@ -95,6 +133,8 @@ pub struct DueService {
     snapshot_dir: PathBuf,
     partitions: Mutex<HashMap<TopicPartition, Tracked>>,
     metrics: DueMetrics,
+    /// `__due_state`, written under `partitions`' lock.
+    state: DueStateLog,
 }
 
 /// What one pulse pass over every partition found.
@@ -106,13 +146,14 @@ struct Pass {
 }
 
 impl DueService {
-    /// A service keeping its snapshots under `data_dir`.
+    /// A service keeping its snapshots under `data_dir` and its fired state in `state`.
     #[must_use]
-    pub fn new(data_dir: &Path, metrics: DueMetrics) -> Self {
+    pub fn new(data_dir: &Path, metrics: DueMetrics, state: DueStateLog) -> Self {
         Self {
             snapshot_dir: data_dir.join(SNAPSHOT_DIR),
             partitions: Mutex::new(HashMap::new()),
             metrics,
+            state,
         }
     }
 
@@ -135,8 +176,8 @@ impl DueService {
         }
         let mut partitions = self.partitions.lock();
         partitions.retain(|tp, tracked| {
-            let keep = want
-                .get(tp)
+            let wanted = want.get(tp);
+            let keep = wanted
                 .is_some_and(|(id, key, _)| *id == tracked.topic_id && *key == tracked.index_key);
             if !keep {
                 let _ = std::fs::remove_file(self.snapshot_path(
@@ -144,6 +185,11 @@ impl DueService {
                     tracked.topic_id,
                     &tracked.index_key,
                 ));
+                // A partition re-indexed below gets its new limit there; one no longer indexed
+                // fires nothing more, and all its fires' state is recorded: no limit.
+                if wanted.is_none() {
+                    tracked.log.set_clean_limit(i64::MAX);
+                }
             }
             keep
         });
@@ -154,7 +200,12 @@ impl DueService {
                 continue;
             }
             let Some(log) = logs.get(&tp) else { continue };
-            let indexer = self.load_indexer(&tp, topic_id, &key, &log);
+            let Some((indexer, snapshot_cursor)) =
+                self.load_indexer(&tp, topic_id, &key, &config, &log)
+            else {
+                continue;
+            };
+            log.set_clean_limit(snapshot_cursor);
             let _ = partitions.insert(
                 tp,
                 Tracked {
@@ -163,6 +214,8 @@ impl DueService {
                     config,
                     log,
                     indexer,
+                    snapshot_cursor,
+                    unflushed: Vec::new(),
                 },
             );
         }
@@ -176,13 +229,18 @@ impl DueService {
         ))
     }
 
+    /// The partition's indexer and the offset it starts from: from its snapshot, or else
+    /// from the log start with the fired state loaded from `__due_state` first (so fires that
+    /// compaction removed still count). `None` if `__due_state` cannot be read: the partition
+    /// is not indexed without it, and the next pulse tries again.
     fn load_indexer(
         &self,
         tp: &TopicPartition,
         topic_id: uuid::Uuid,
         key: &str,
+        config: &TemporalConfig,
         log: &Log,
-    ) -> PartitionIndexer {
+    ) -> Option<(PartitionIndexer, i64)> {
         let path = self.snapshot_path(tp, topic_id, key);
         let loaded = std::fs::File::open(&path)
             .ok()
@@ -195,24 +253,69 @@ impl DueService {
             })
             // A snapshot past the log end describes data a crash took: rebuild instead.
             .filter(|(_, cursor)| *cursor <= log.log_end_offset());
+        if let Some((index, cursor)) = loaded {
+            return Some((PartitionIndexer::new(cursor, index), cursor));
+        }
+        let start = log.log_start_offset();
+        let mut indexer = PartitionIndexer::new(start, DueIndex::new());
+        let loaded = self.state.load(topic_id, tp.partition, |state, value| {
+            indexer.restore_state(config, &state, value);
+        });
         match loaded {
-            Some((index, cursor)) => PartitionIndexer::new(cursor, index),
-            None => PartitionIndexer::new(log.log_start_offset(), DueIndex::new()),
+            Ok(()) => Some((indexer, start)),
+            Err(error) => {
+                tracing::warn!(%tp, %error, "cannot read __due_state; the partition waits");
+                None
+            }
         }
     }
 
-    /// One pulse pass: every partition catches up and fires what is due at `now_ms`.
-    fn pass(&self, now_ms: i64) -> Pass {
-        let mut pass = Pass::default();
-        let mut partitions = self.partitions.lock();
-        for (tp, tracked) in partitions.iter_mut() {
-            match fire_due(
+    /// Records `changes` of a tracked partition; on failure they wait in `unflushed`.
+    fn record(
+        &self,
+        tp: &TopicPartition,
+        tracked: &mut Tracked,
+        changes: Vec<FiredChange>,
+        now_ms: i64,
+    ) -> bool {
+        if changes.is_empty() {
+            return true;
+        }
+        match self.state.record(
+            tracked.topic_id,
+            tp.partition,
+            &tracked.config.fields,
+            &tracked.log,
+            &changes,
+            now_ms,
+        ) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%tp, ?error, "fired state not recorded; retrying before firing again");
+                tracked.unflushed = changes;
+                false
+            }
+        }
+    }
+
+    /// One partition's share of a pass: record what waits, then fire and record, until the
+    /// indexer has caught up (it stops early to hand over fired-state changes).
+    fn step(&self, tp: &TopicPartition, tracked: &mut Tracked, now_ms: i64, pass: &mut Pass) {
+        let waiting = std::mem::take(&mut tracked.unflushed);
+        if !self.record(tp, tracked, waiting, now_ms) {
+            pass.failed = true;
+            return;
+        }
+        loop {
+            let result = fire_due(
                 &tracked.log,
                 &mut tracked.indexer,
                 &tracked.config,
                 now_ms,
                 FIRES_PER_STEP,
-            ) {
+            );
+            let mut changes = tracked.indexer.take_changes();
+            let behind = match result {
                 Ok(report) => {
                     pass.fired += report.fired;
                     for lateness_ms in report.lateness_ms {
@@ -221,12 +324,33 @@ impl DueService {
                             .lateness_seconds
                             .observe(lateness_ms as f64 / 1000.0);
                     }
+                    changes.extend(report.fires);
+                    report.behind
                 }
                 Err(error) => {
                     tracing::warn!(%tp, %error, "due fires could not be appended; retrying");
                     pass.failed = true;
+                    false
                 }
+            };
+            // Rule 1 of the module docs: nothing else happens between a step's fires and
+            // their state records.
+            if !self.record(tp, tracked, changes, now_ms) {
+                pass.failed = true;
+                return;
             }
+            if !behind {
+                return;
+            }
+        }
+    }
+
+    /// One pulse pass: every partition catches up and fires what is due at `now_ms`.
+    fn pass(&self, now_ms: i64) -> Pass {
+        let mut pass = Pass::default();
+        let mut partitions = self.partitions.lock();
+        for (tp, tracked) in partitions.iter_mut() {
+            self.step(tp, tracked, now_ms, &mut pass);
             let next = tracked.indexer.index_mut().next_due();
             pass.next_due = match (pass.next_due, next) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -262,7 +386,9 @@ impl DueService {
 
     /// Writes every partition's snapshot (tmp + fsync + rename). Each partition is encoded
     /// under the lock and written after releasing it, one partition at a time, so the pulse
-    /// waits at most for one partition's encoding (memory speed), never for the disk.
+    /// waits at most for one partition's encoding (memory speed), never for the disk. A
+    /// partition with fired state still to record is skipped (rule 2 of the module docs); once
+    /// a snapshot is durable, the cleaner may follow it (rule 3).
     pub fn checkpoint(&self) {
         let names: Vec<TopicPartition> = self.partitions.lock().keys().cloned().collect();
         if names.is_empty() {
@@ -275,24 +401,68 @@ impl DueService {
         for tp in names {
             let encoded = {
                 let partitions = self.partitions.lock();
-                partitions.get(&tp).map(|tracked| {
-                    let mut bytes = Vec::new();
-                    let _ = snapshot::write(
-                        tracked.indexer.index(),
-                        tracked.indexer.cursor(),
-                        &mut bytes,
-                    );
-                    (
-                        self.snapshot_path(&tp, tracked.topic_id, &tracked.index_key),
-                        bytes,
-                    )
-                })
+                partitions
+                    .get(&tp)
+                    .filter(|t| t.unflushed.is_empty() && !t.indexer.has_changes())
+                    .map(|tracked| {
+                        let mut bytes = Vec::new();
+                        let cursor = tracked.indexer.cursor();
+                        let _ = snapshot::write(tracked.indexer.index(), cursor, &mut bytes);
+                        let path = self.snapshot_path(&tp, tracked.topic_id, &tracked.index_key);
+                        (
+                            path,
+                            bytes,
+                            cursor,
+                            tracked.topic_id,
+                            tracked.index_key.clone(),
+                        )
+                    })
             };
-            let Some((path, bytes)) = encoded else {
+            let Some((path, bytes, cursor, topic_id, index_key)) = encoded else {
                 continue;
             };
             if let Err(error) = write_file_atomically(&path, &bytes) {
                 tracing::warn!(?path, %error, "due index snapshot not written");
+                continue;
+            }
+            let mut partitions = self.partitions.lock();
+            // The same index (not one re-created meanwhile under the same name) moves on.
+            if let Some(tracked) = partitions
+                .get_mut(&tp)
+                .filter(|t| t.topic_id == topic_id && t.index_key == index_key)
+                && cursor > tracked.snapshot_cursor
+            {
+                tracked.snapshot_cursor = cursor;
+                tracked.log.set_clean_limit(cursor);
+            }
+        }
+    }
+
+    /// DeleteTopics: the topic's indexes and snapshots go, and its fired state is tombstoned
+    /// in `__due_state` (DESIGN §5.9). A topic created again has another id, so even a
+    /// tombstone lost to a crash here never leaks state into it.
+    pub fn on_topic_deleted(&self, topic: &TopicMetadata) {
+        let mut partitions = self.partitions.lock();
+        partitions.retain(|tp, tracked| {
+            let deleted = tp.topic == topic.name && tracked.topic_id == topic.topic_id;
+            if deleted {
+                let _ = std::fs::remove_file(self.snapshot_path(
+                    tp,
+                    tracked.topic_id,
+                    &tracked.index_key,
+                ));
+            }
+            !deleted
+        });
+        for partition in 0..topic.partitions {
+            match self.state.forget(topic.topic_id, partition) {
+                Ok(0) => {}
+                Ok(count) => {
+                    tracing::info!(topic = %topic.name, partition, count, "fired state tombstoned");
+                }
+                Err(error) => {
+                    tracing::warn!(topic = %topic.name, partition, ?error, "fired state of a deleted topic not tombstoned");
+                }
             }
         }
     }

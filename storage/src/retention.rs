@@ -1,5 +1,6 @@
-//! Deleting whole segments: by `retention.ms`, by `retention.bytes`, and below the log start
-//! offset (DeleteRecords). The active segment is only deleted by rolling first, when every
+//! Deleting whole segments: by `retention.ms`, by `retention.bytes` (both only below the log's
+//! clean limit), and below the log start offset (DeleteRecords, which is explicit and
+//! unbounded). The active segment is only deleted by rolling first, when every
 //! segment has expired, as Kafka does.
 //!
 //! Readers that copied a segment's file handle keep reading it after the unlink, so files are
@@ -53,12 +54,17 @@ fn delete_while(
 ) -> Result<usize> {
     let mut doomed = Vec::new();
     let count = inner.segments.len();
+    let bases: Vec<i64> = inner.segments.keys().copied().collect();
+    let clean_limit = log.clean_limit();
     for (i, segment) in inner.segments.values().enumerate() {
         let candidate = Candidate {
             size: i64::from(segment.size()),
             max_timestamp: segment.max_timestamp().timestamp,
         };
-        if segment.size() == 0 || !predicate(&candidate) {
+        // A segment whose records reach the clean limit stays (see `Log::clean_limit`): its
+        // owner has not yet recorded elsewhere what those records mean.
+        let upper = bases.get(i + 1).copied().unwrap_or(inner.next_offset);
+        if segment.size() == 0 || upper > clean_limit || !predicate(&candidate) {
             break;
         }
         doomed.push((segment.base_offset(), i + 1 == count));

@@ -135,6 +135,176 @@ fn keeps_exactly_the_latest_record_per_key_with_offsets_preserved() {
     }
 }
 
+/// How: 3,000 keys written three times in batches of 40 records (the last round deletes every
+/// tenth key with an old tombstone) into segments of about 2,500 records, and a cleaner whose
+/// map holds 921 keys, fewer than one segment. Each pass maps a prefix of the dirty range that
+/// ends inside a segment, often inside a batch, and the next continues there.
+#[test]
+fn a_map_smaller_than_a_segment_cleans_in_several_passes_to_one_record_per_key() {
+    const KEYS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let config = LogConfig {
+        segment_bytes: 96 << 10,
+        ..compacted()
+    };
+    let log = manager
+        .get_or_create(&TopicPartition::new("p", 0), config, 0)
+        .unwrap();
+    for round in 0..3 {
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(40) {
+            let builder = chunk.iter().fold(RecordBatchBuilder::new(), |b, &k| {
+                let key = format!("key-{k:04}");
+                let value = (round < 2 || k % 10 != 0).then(|| format!("{round}-{k}"));
+                b.record(
+                    Some(key.as_bytes()),
+                    value.as_deref().map(str::as_bytes),
+                    10,
+                )
+            });
+            let mut bytes = builder.build();
+            let _ = log.append(&mut bytes, AppendOrigin::Client, 10, 0).unwrap();
+        }
+    }
+    sync_and_roll(&log);
+    let expected: BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)> = latest(&rows(&log))
+        .into_iter()
+        .filter(|(_, (_, value))| value.is_some())
+        .collect();
+    assert_eq!(expected.len(), KEYS - KEYS / 10);
+    assert!(log.segment_count() > 3);
+
+    let mut cleaner = LogCleaner::new(0);
+    let mut ends = Vec::new();
+    while let Some((_, stats)) = manager.clean_once(100_000, &mut cleaner).unwrap() {
+        ends.push(stats.first_dirty_offset);
+        assert!(ends.len() < 50, "passes make progress: {ends:?}");
+    }
+    assert!(
+        ends.len() >= 8,
+        "9,000 keyed records, 921 per map: {ends:?}"
+    );
+    assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+    assert!(
+        ends.iter().any(|&end| end % 40 != 0),
+        "some pass ends inside a batch: {ends:?}"
+    );
+    let after = rows(&log);
+    let found = latest(&after);
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(key, value)| found.get(*key) != Some(value))
+        .map(|(key, _)| String::from_utf8_lossy(key))
+        .chain(
+            found
+                .keys()
+                .filter(|key| !expected.contains_key(*key))
+                .map(|key| String::from_utf8_lossy(key)),
+        )
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} keys differ from the latest live write, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(after.len(), expected.len(), "one record per live key");
+}
+
+/// How: 15 rounds of overwriting five keys, each round rolled and cleaned. Every pass leaves
+/// its groups' last batches (emptied when all their records are superseded) to keep offsets
+/// contiguous across segments; a later pass that merges those segments must drop the empty
+/// batches that are no longer any group's last, or they pile up forever.
+#[test]
+fn empty_batches_left_by_a_pass_do_not_accumulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("e", 0), compacted(), 0)
+        .unwrap();
+    let mut cleaner = LogCleaner::new(1 << 20);
+    for round in 0..15 {
+        for i in 0..20 {
+            put(
+                &log,
+                &format!("k{}", i % 5),
+                Some(&format!("{round}-{i}")),
+                10,
+            );
+        }
+        sync_and_roll(&log);
+        while manager.clean_once(100, &mut cleaner).unwrap().is_some() {}
+    }
+    let mut empty = 0;
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let data = log.read(offset, 1 << 20, None).unwrap();
+        for batch in Batches::new(&data.records) {
+            let (_, batch) = batch.unwrap();
+            empty += usize::from(batch.records_count() == 0);
+            offset = batch.last_offset() + 1;
+        }
+    }
+    assert_eq!(rows(&log).len(), 5);
+    assert!(
+        empty <= log.segment_count(),
+        "{empty} empty batches in {} segments",
+        log.segment_count()
+    );
+}
+
+/// How: keys overwritten across many small segments, cleaned, so that segments end in the
+/// emptied batch each group keeps; then a small read at every offset. A client takes an answer
+/// without a record for a fetch size too small for the next record (librdkafka doubles its
+/// fetch size and in the end fails with MSG_SIZE_TOO_LARGE), so a read below the last record
+/// must carry at least one.
+#[test]
+fn a_read_after_cleaning_always_carries_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("r", 0), compacted(), 0)
+        .unwrap();
+    for i in 0..200 {
+        put(&log, &format!("k{}", i % 4), Some(&format!("v{i}")), 10);
+    }
+    sync_and_roll(&log);
+    assert!(clean(&manager, 100));
+    let last_record = rows(&log).last().unwrap().0;
+    for offset in 0..=last_record {
+        let data = log.read(offset, 100, None).unwrap();
+        let records: i32 = Batches::new(&data.records)
+            .map(|b| b.unwrap().1.records_count())
+            .sum();
+        assert!(records > 0, "read at {offset} answered no record");
+    }
+}
+
+/// How: records whose timestamps lie an hour past the cleaner's clock (a producer's clock
+/// ahead, or event times), cleaned with `min.compaction.lag.ms` 0 and then with one minute.
+#[test]
+fn future_timestamps_hold_back_cleaning_only_under_a_compaction_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("f", 0), compacted(), 0)
+        .unwrap();
+    let now = 1_000_000;
+    for i in 0..40 {
+        put(&log, &format!("k{}", i % 3), Some("v"), now + 3_600_000);
+    }
+    sync_and_roll(&log);
+    log.update_config(LogConfig {
+        min_compaction_lag_ms: 60_000,
+        ..compacted()
+    });
+    assert!(!clean(&manager, now), "younger than the lag");
+    // Kafka applies the lag only when it is positive.
+    log.update_config(compacted());
+    assert!(clean(&manager, now), "no lag, no hold");
+    assert_eq!(rows(&log).len(), 3);
+}
+
 #[test]
 fn tombstones_disappear_after_delete_retention() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,6 +439,67 @@ fn nothing_past_the_lso_or_in_the_active_segment_is_cleaned() {
     assert_eq!(rows(&log), before);
 }
 
+/// How: three sealed segments of one key, a clean limit inside the second. Nothing at or past
+/// the limit is cleaned, nor deleted by retention; raising the limit lets both proceed.
+#[test]
+fn the_clean_limit_bounds_cleaning_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let log = manager
+        .get_or_create(&TopicPartition::new("l", 0), compacted(), 0)
+        .unwrap();
+    assert_eq!(log.clean_limit(), i64::MAX, "no limit by default");
+    for segment in 0..3 {
+        for i in 0..10 {
+            put(&log, "k", Some(&format!("{segment}-{i}")), 10);
+        }
+        sync_and_roll(&log);
+    }
+    put(&log, "k", Some("active"), 10);
+    log.set_clean_limit(15);
+    let before = rows(&log);
+    // Segment [0, 10) is below the limit but has no record superseded within [0, 10).
+    let _ = clean(&manager, 100);
+    let after = rows(&log);
+    assert_eq!(after.len(), before.len() - 9, "only [0, 10) was cleaned");
+    for offset in 9..=30 {
+        assert!(after.iter().any(|(o, _, _)| *o == offset), "{offset} kept");
+    }
+    log.set_clean_limit(i64::MAX);
+    while clean(&manager, 100) {}
+    assert_eq!(
+        rows(&log).len(),
+        2,
+        "the last sealed record and the active one"
+    );
+
+    let retained = manager
+        .get_or_create(
+            &TopicPartition::new("r", 0),
+            LogConfig {
+                retention_ms: 1,
+                segment_bytes: 1024,
+                ..LogConfig::default()
+            },
+            0,
+        )
+        .unwrap();
+    for segment in 0..3 {
+        put(&retained, &format!("k{segment}"), Some("v"), 10);
+        sync_and_roll(&retained);
+    }
+    retained.set_clean_limit(1);
+    let _ = retained.enforce_retention(1_000).unwrap();
+    assert_eq!(
+        retained.log_start_offset(),
+        1,
+        "the segment reaching the limit stays"
+    );
+    retained.set_clean_limit(i64::MAX);
+    let _ = retained.enforce_retention(1_000).unwrap();
+    assert_eq!(retained.log_start_offset(), 3);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -346,21 +577,88 @@ mod model {
     use super::*;
     use proptest::prelude::*;
 
+    /// Keys of the bulk batches: more than the 921 keys the model's cleaner maps per pass.
+    const BULK_KEYS: u16 = 1_500;
+
     #[derive(Debug, Clone)]
     enum Op {
+        /// One record: key `key{k}`, a value or (None) a tombstone.
         Put(u8, Option<u8>),
+        /// One batch of `count` records over the bulk keys, every `tombstone_every`th a
+        /// tombstone, so that the offset map fills and passes end inside batches.
+        PutMany {
+            first_key: u16,
+            count: u16,
+            tombstone_every: u16,
+        },
         Roll,
         Clean,
-        Reopen,
+        /// Restart: after a clean shutdown, or (false) after dropping everything, as a crash
+        /// of the process would, so that recovery runs.
+        Reopen(bool),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             6 => (0u8..12, proptest::option::weighted(0.8, any::<u8>())).prop_map(|(k, v)| Op::Put(k, v)),
+            2 => (0..BULK_KEYS, 100u16..1_200, 2u16..20).prop_map(|(first_key, count, tombstone_every)| {
+                Op::PutMany { first_key, count, tombstone_every }
+            }),
             1 => Just(Op::Roll),
-            1 => Just(Op::Clean),
-            1 => Just(Op::Reopen),
+            2 => Just(Op::Clean),
+            1 => any::<bool>().prop_map(Op::Reopen),
         ]
+    }
+
+    /// Key → (offset, value) of its latest write.
+    type Model = BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)>;
+
+    fn put_many(log: &Log, model: &mut Model, op: (u16, u16, u16), now: i64) {
+        let (first_key, count, tombstone_every) = op;
+        let records: Vec<(String, Option<String>)> = (0..count)
+            .map(|i| {
+                let key = format!("bulk{}", (first_key + i * 7) % BULK_KEYS);
+                let value = (i % tombstone_every != 0).then(|| format!("v{now}-{i}"));
+                (key, value)
+            })
+            .collect();
+        let mut bytes = records
+            .iter()
+            .fold(RecordBatchBuilder::new(), |b, (key, value)| {
+                b.record(
+                    Some(key.as_bytes()),
+                    value.as_deref().map(str::as_bytes),
+                    now,
+                )
+            })
+            .build();
+        let AppendOutcome::Appended(info) = log
+            .append(&mut bytes, AppendOrigin::Client, now, 0)
+            .unwrap()
+        else {
+            panic!("not appended")
+        };
+        for (offset, (key, value)) in (info.first_offset..).zip(records) {
+            let _ = model.insert(key.into_bytes(), (offset, value.map(String::into_bytes)));
+        }
+    }
+
+    /// The log holds the model's latest record of every key at its offset; a deleted key may
+    /// instead be absent (its tombstone cleaned); nothing else is there twice.
+    fn check(log: &Log, model: &Model) -> Result<(), TestCaseError> {
+        let seen = rows(log);
+        prop_assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
+        let latest = latest(&seen);
+        for (key, expected) in model {
+            match (&expected.1, latest.get(key)) {
+                (Some(_), Some(found)) => prop_assert_eq!(expected, found),
+                (None, None) => {}
+                (None, Some(found)) => prop_assert_eq!(expected, found),
+                (_, None) => prop_assert!(false, "key {:?}: expected {:?}, absent", key, expected),
+            }
+        }
+        prop_assert!(latest.keys().all(|k| model.contains_key(k)));
+        Ok(())
     }
 
     proptest! {
@@ -369,16 +667,18 @@ mod model {
             ..ProptestConfig::default()
         })]
 
-        /// Random keyed writes, deletes, rolls, cleaner passes and restarts: the log's latest
-        /// record per key always matches the model (a deleted key may be absent entirely once
-        /// its tombstone is cleaned), and offsets only ever increase.
+        /// Random keyed writes, deletes, bulk batches, rolls, cleaner passes with a map smaller
+        /// than the key space, and clean and unclean restarts: after every step the log's
+        /// latest record per key is the model's, at the same offset (a deleted key may be
+        /// absent entirely once its tombstone is cleaned), and offsets only ever increase.
         #[test]
         fn latest_per_key_matches_a_model(ops in proptest::collection::vec(op(), 1..60)) {
             let dir = tempfile::tempdir().unwrap();
             let tp = TopicPartition::new("m", 0);
             let mut manager = LogManager::open_std(dir.path(), 0).unwrap();
             let mut log = manager.get_or_create(&tp, compacted(), 0).unwrap();
-            let mut model: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+            let mut cleaner = LogCleaner::new(0);
+            let mut model = Model::new();
             let mut now = 0i64;
             for op in ops {
                 now += 300;
@@ -386,13 +686,18 @@ mod model {
                     Op::Put(k, v) => {
                         let key = format!("key{k}");
                         let value = v.map(|v| format!("value{v}"));
-                        put(&log, &key, value.as_deref(), now);
-                        model.insert(key.into_bytes(), value.map(String::into_bytes));
+                        let offset = put(&log, &key, value.as_deref(), now);
+                        model.insert(key.into_bytes(), (offset, value.map(String::into_bytes)));
+                    }
+                    Op::PutMany { first_key, count, tombstone_every } => {
+                        put_many(&log, &mut model, (first_key, count, tombstone_every), now);
                     }
                     Op::Roll => sync_and_roll(&log),
-                    Op::Clean => { let _ = clean(&manager, now); }
-                    Op::Reopen => {
-                        manager.shutdown(now).unwrap();
+                    Op::Clean => { let _ = manager.clean_once(now, &mut cleaner).unwrap(); }
+                    Op::Reopen(clean_shutdown) => {
+                        if clean_shutdown {
+                            manager.shutdown(now).unwrap();
+                        }
                         drop(log);
                         drop(manager);
                         manager = LogManager::open_std(dir.path(), now).unwrap();
@@ -400,17 +705,7 @@ mod model {
                         log.update_config(compacted());
                     }
                 }
-                let seen = rows(&log);
-                prop_assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
-                let latest = latest(&seen);
-                for (key, value) in &model {
-                    match (value, latest.get(key)) {
-                        (Some(v), Some((_, Some(seen)))) => prop_assert_eq!(v, seen),
-                        (None, None | Some((_, None))) => {}
-                        (expected, found) => prop_assert!(false, "key {:?}: expected {:?}, found {:?}", key, expected, found),
-                    }
-                }
-                prop_assert_eq!(latest.len() <= model.len(), true);
+                check(&log, &model)?;
             }
         }
     }

@@ -16,4 +16,6 @@ mod protocol_bytes;
 mod protocol_props;
 mod regression;
 mod temporal;
+mod temporal_crash;
+mod temporal_state;
 mod transactions;

@@ -267,14 +267,26 @@ async fn next_due_listing_and_due_metrics() {
             .len(),
         5
     );
-    let metrics = support::http_get(admin_http, "/metrics").await;
-    for expected in [
+    // Consumers see a fire as soon as it is appended; the pulse counts it once the step has
+    // also recorded its fired state, a moment later.
+    let expected = [
         "kairos_due_fires_total 2",
         "kairos_due_malformed 1",
         "kairos_due_backlog 0",
         "kairos_due_lateness_seconds_count 2",
-    ] {
-        assert!(metrics.contains(expected), "{expected} in\n{metrics}");
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = support::http_get(admin_http, "/metrics").await;
+        let missing: Vec<_> = expected.iter().filter(|e| !metrics.contains(*e)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{missing:?} in\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
         support::http_get(admin_http, "/due?topic=listed")

@@ -46,12 +46,15 @@ pub async fn handle(
         };
         let controller = Arc::clone(&state.controller);
         let groups = Arc::clone(&state.groups);
+        let due = Arc::clone(&state.due);
         let deleted: Result<_, crate::error::ApiError> =
             blocking(Err(ResponseError::UnknownServerError.into()), move || {
                 let deleted = controller.delete_topic(&resolved)?;
                 // Kafka's `onPartitionsDeleted`: committed offsets of a deleted topic go too, so a
                 // topic created again under the name does not inherit them.
                 groups.on_topic_deleted(&deleted.name);
+                // Likewise its due index entries and fired state (DESIGN §5.9).
+                due.on_topic_deleted(&deleted);
                 Ok(deleted)
             })
             .await;

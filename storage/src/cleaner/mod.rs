@@ -4,17 +4,25 @@
 //! dirty offset*), a **dirty** section after it, and an **uncleanable** tail that is never
 //! touched: the active segment, anything at or past the last stable offset, anything not yet
 //! fsynced (recovery trusts a crash-free prefix to end at segment boundaries, see
-//! `loader.rs`), and segments newer than `min.compaction.lag.ms`. Only whole segments are
-//! cleaned.
+//! `loader.rs`), anything at or past the log's clean limit ([`Log::clean_limit`], set by an
+//! owner whose state elsewhere must catch up with the records first), and segments newer than
+//! `min.compaction.lag.ms`. Only whole segments are rewritten.
 //!
 //! One pass:
 //! 1. Scan the dirty section into an [`OffsetMap`] (key → latest offset), skipping control
-//!    batches and aborted transactions. If the map fills, the pass ends at the last segment
-//!    that fit and the rest waits for the next pass: memory is bounded, not the log.
-//! 2. Rewrite every cleanable segment, in groups that fit `segment.bytes`, dropping records
+//!    batches and aborted transactions. If the map fills, the mapped range ends at the first
+//!    record whose key did not fit, which may lie inside a segment or even inside a batch: that
+//!    offset becomes the new first dirty offset and the next pass maps from there (Kafka's
+//!    multi-pass cleaning). Memory is bounded, not the log, and a pass always makes progress,
+//!    however many keys one segment holds.
+//! 2. Rewrite every segment that starts below the end of the mapped range (the clean section
+//!    and the mapped dirty one), in groups that fit `segment.bytes`, dropping records
 //!    that a later offset of the same key supersedes, records of aborted transactions,
 //!    tombstones older than `delete.retention.ms`, and transaction markers older than that
 //!    whose transaction kept no data. A producer's last batch is kept (empty if need be).
+//!    Records at or past the end of the mapped range (in the segment where the map filled) are
+//!    kept as they are, tombstones included: this pass has not removed the older versions they
+//!    supersede.
 //! 3. Swap each group in crash-safely (see [`swap`]).
 //!
 //! Offsets never change; reads see gaps where records were removed.
@@ -24,6 +32,7 @@ mod rewrite;
 pub(crate) mod swap;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 pub use offset_map::{MapFull, OffsetMap};
@@ -48,7 +57,8 @@ pub struct CleanerStats {
     pub segments_replaced: usize,
     /// Dirty ratio before the pass.
     pub dirty_ratio: f64,
-    /// The new first dirty offset (the log's cleaner checkpoint).
+    /// The new first dirty offset (the log's cleaner checkpoint): where the next pass starts
+    /// mapping. Inside a segment when the offset map filled.
     pub first_dirty_offset: i64,
 }
 
@@ -132,28 +142,40 @@ impl LogCleaner {
         };
         let aborted =
             log.aborted_transactions(log.log_start_offset(), to_clean.first_uncleanable_offset);
-        let Some(end) = self.build_map(log, &segments, &to_clean, &aborted, &mut stats)? else {
-            tracing::warn!(dir = ?log.dir(), "offset map too small for one segment; raise the cleaner's dedupe buffer");
+        let end = self.build_map(log, &segments, &to_clean, &aborted, &mut stats)?;
+        // An empty map always takes its first key, so a pass with dirty bytes maps something.
+        debug_assert!(end > to_clean.first_dirty_offset, "a pass makes progress");
+        if end <= to_clean.first_dirty_offset {
             return Ok(None);
-        };
+        }
         let config = log.config();
         let context = PassContext {
             delete_horizon_ms: now_ms.saturating_sub(config.delete_retention_ms),
+            map_end: end,
             aborted,
             producer_last_offsets: log.producer_last_offsets(),
         };
         let mut txn_state = TxnRetention::default();
-        let cleanable: Vec<&SegmentInfo> = segments.iter().filter(|s| s.upper <= end).collect();
+        let cleanable: Vec<&SegmentInfo> = segments.iter().filter(|s| s.base < end).collect();
         for group in group_by_size(&cleanable, config.segment_bytes) {
-            let replaced = self.clean_group(log, &group, &context, &mut txn_state, &mut stats)?;
-            stats.segments_replaced += replaced;
+            match self.clean_group(log, &group, &context, &mut txn_state, &mut stats)? {
+                GroupOutcome::Replaced(count) => stats.segments_replaced += count,
+                GroupOutcome::Unchanged => {}
+                // A later group may drop a tombstone whose older values sit in this one, which
+                // would bring them back; and this group's superseded records must go before the
+                // range counts as clean. So the pass ends here and the next one maps the same
+                // range again (only the groups already swapped are done).
+                GroupOutcome::Abandoned => return Ok(Some(stats)),
+            }
         }
         stats.first_dirty_offset = end;
         Ok(Some(stats))
     }
 
-    /// Fills the map from the dirty section. Returns the offset the pass cleans up to: the
-    /// upper bound of the last dirty segment that fit, or `None` if not even one fit.
+    /// Fills the map from the dirty section, starting at its first offset. Returns the end of
+    /// the mapped range: every keyed record from the first dirty offset up to it is in the
+    /// map. That is the upper bound of the last dirty segment, or, when the map fills, the
+    /// offset of the first record whose key did not fit.
     fn build_map(
         &mut self,
         log: &Log,
@@ -161,40 +183,55 @@ impl LogCleaner {
         to_clean: &LogToClean,
         aborted: &[AbortedTxn],
         stats: &mut CleanerStats,
-    ) -> Result<Option<i64>> {
+    ) -> Result<i64> {
         self.map.clear();
-        let mut end = None;
-        for segment in segments.iter().filter(|s| {
-            s.upper > to_clean.first_dirty_offset && s.upper <= to_clean.first_uncleanable_offset
-        }) {
-            let mut full = false;
+        let first_dirty = to_clean.first_dirty_offset;
+        let mut end = first_dirty;
+        for segment in segments
+            .iter()
+            .filter(|s| s.upper > first_dirty && s.upper <= to_clean.first_uncleanable_offset)
+        {
+            let mut stop = None;
             scan(log, segment, |batch| {
-                if batch.is_control() || is_aborted(batch, aborted) {
-                    return Ok(());
+                // Below the first dirty offset (a segment an earlier pass mapped in part) the
+                // records are clean already; control and aborted batches supersede nothing.
+                if batch.last_offset() < first_dirty
+                    || batch.is_control()
+                    || is_aborted(batch, aborted)
+                {
+                    return Ok(ControlFlow::Continue(()));
                 }
-                let records =
-                    crate::record::RecordBytes::of(batch).map_err(Error::InvalidRecord)?;
-                for record in records.records() {
-                    let record = record.map_err(Error::InvalidRecord)?;
-                    let Some(key) = record.key else { continue };
-                    let offset = batch.base_offset() + i64::from(record.offset_delta);
-                    if self.map.put(key, offset).is_err() {
-                        full = true;
-                    }
-                }
-                Ok(())
+                stop = self.map_batch(batch, first_dirty)?;
+                Ok(match stop {
+                    Some(_) => ControlFlow::Break(()),
+                    None => ControlFlow::Continue(()),
+                })
             })?;
             stats.bytes_read += u64::from(segment.size);
-            if full {
-                break;
+            if let Some(offset) = stop {
+                return Ok(offset);
             }
-            end = Some(segment.upper);
+            end = segment.upper;
         }
         Ok(end)
     }
 
-    /// Rewrites one group of segments and swaps it in. Returns how many segments it replaced
-    /// (0 when nothing changed, which skips the swap).
+    /// Puts the keyed records of `batch` at or after `from` into the map. Returns the offset
+    /// of the first record whose key did not fit, if any; the records before it are mapped.
+    fn map_batch(&mut self, batch: &RecordBatchHeader<'_>, from: i64) -> Result<Option<i64>> {
+        let records = crate::record::RecordBytes::of(batch).map_err(Error::InvalidRecord)?;
+        for record in records.records() {
+            let record = record.map_err(Error::InvalidRecord)?;
+            let offset = batch.base_offset() + i64::from(record.offset_delta);
+            let Some(key) = record.key else { continue };
+            if offset >= from && self.map.put(key, offset).is_err() {
+                return Ok(Some(offset));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Rewrites one group of segments and swaps it in, unless nothing changed.
     fn clean_group(
         &mut self,
         log: &Log,
@@ -202,9 +239,9 @@ impl LogCleaner {
         context: &PassContext,
         txn_state: &mut TxnRetention,
         stats: &mut CleanerStats,
-    ) -> Result<usize> {
+    ) -> Result<GroupOutcome> {
         let Some(first) = group.first() else {
-            return Ok(0);
+            return Ok(GroupOutcome::Unchanged);
         };
         let mut writer = swap::CleanedSegment::create(log, first.base)?;
         // Merging several segments into one is a change even if no record goes.
@@ -220,7 +257,7 @@ impl LogCleaner {
                 if let Some((bytes, decision)) = held.replace((batch.bytes().to_vec(), out)) {
                     changed |= write_decision(&mut writer, &bytes, decision)?;
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })?;
             stats.bytes_read += u64::from(segment.size);
         }
@@ -233,7 +270,7 @@ impl LogCleaner {
         }
         if !changed {
             writer.discard(log);
-            return Ok(0);
+            return Ok(GroupOutcome::Unchanged);
         }
         let upper = group.last().map_or(first.upper, |s| s.upper);
         let kept_aborted: Vec<AbortedTxn> = context
@@ -245,8 +282,11 @@ impl LogCleaner {
             .collect();
         stats.bytes_written += writer.bytes();
         let bases: Vec<(i64, u32)> = group.iter().map(|s| (s.base, s.size)).collect();
-        writer.commit(log, &kept_aborted, &bases)?;
-        Ok(group.len())
+        Ok(if writer.commit(log, &kept_aborted, &bases)? {
+            GroupOutcome::Replaced(group.len())
+        } else {
+            GroupOutcome::Abandoned
+        })
     }
 
     fn filter(
@@ -259,6 +299,9 @@ impl LogCleaner {
         let keep_empty = producer >= 0
             && context.producer_last_offsets.get(&producer) == Some(&batch.last_offset());
         if batch.is_control() {
+            if batch.base_offset() >= context.map_end {
+                return Ok(Filtered::Unchanged);
+            }
             let marker = control::parse_marker(batch);
             // An ABORT marker's records are always removed, so only its age matters; a COMMIT
             // marker must stay while any record of its transaction does.
@@ -271,6 +314,12 @@ impl LogCleaner {
             }
             return Ok(Filtered::Unchanged);
         }
+        // An empty batch is left by an earlier pass as its producer's or its group's last
+        // batch. It stays only while it is still its producer's last (the group's last batch
+        // is kept by the caller), or empty batches would pile up with every pass.
+        if batch.records_count() == 0 && !keep_empty {
+            return Ok(Filtered::Dropped);
+        }
         if is_aborted(batch, &context.aborted) {
             return rewrite::filter_batch(batch, keep_empty, |_, _, _| false)
                 .map_err(Error::InvalidRecord);
@@ -281,8 +330,11 @@ impl LogCleaner {
                 None => true,
                 Some(key) => {
                     let latest = self.map.get(key).is_none_or(|latest| latest <= offset);
-                    let expired_tombstone =
-                        record.value.is_none() && timestamp < context.delete_horizon_ms;
+                    // Past the mapped range the older versions a tombstone hides may still
+                    // be in the log (nothing mapped them away), so it must stay.
+                    let expired_tombstone = record.value.is_none()
+                        && timestamp < context.delete_horizon_ms
+                        && offset < context.map_end;
                     latest && !expired_tombstone
                 }
             };
@@ -295,6 +347,16 @@ impl LogCleaner {
         }
         Ok(out)
     }
+}
+
+/// What became of one group of segments.
+enum GroupOutcome {
+    /// Nothing to remove: the segments stay as they are.
+    Unchanged,
+    /// Swapped in; this many segments were replaced.
+    Replaced(usize),
+    /// The segments changed while the group was rewritten; the cleaned copy was discarded.
+    Abandoned,
 }
 
 /// Writes a batch's fate; returns whether it differs from the original.
@@ -322,6 +384,8 @@ fn keep_as_empty(bytes: &[u8]) -> Result<Filtered> {
 /// Inputs shared by every group of one pass.
 struct PassContext {
     delete_horizon_ms: i64,
+    /// End of the range the map covers: records at or past it are kept as they are.
+    map_end: i64,
     aborted: Vec<AbortedTxn>,
     producer_last_offsets: HashMap<i64, i64>,
 }
@@ -338,11 +402,11 @@ fn is_aborted(batch: &RecordBatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
     aborted.iter().any(|a| a.covers(batch))
 }
 
-/// Calls `visit` for every batch of `segment`, CRC-checked.
+/// Calls `visit` for every batch of `segment`, CRC-checked, until it breaks.
 fn scan(
     log: &Log,
     segment: &SegmentInfo,
-    mut visit: impl FnMut(&RecordBatchHeader<'_>) -> Result<()>,
+    mut visit: impl FnMut(&RecordBatchHeader<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
     let mut reader = BatchReader::new(segment.file.clone(), 0, segment.size);
     loop {
@@ -350,7 +414,9 @@ fn scan(
             Ok((_, bytes)) => {
                 let batch = RecordBatchHeader::parse(bytes)
                     .map_err(|reason| Error::corrupt(log.dir(), u64::from(segment.size), reason))?;
-                visit(&batch)?;
+                if visit(&batch)?.is_break() {
+                    return Ok(());
+                }
             }
             Err(ScanStop::End) => return Ok(()),
             Err(ScanStop::Invalid(position, reason)) => {
@@ -400,7 +466,10 @@ pub(crate) fn cleanable(
         .segments
         .iter()
         .find(|s| {
+            // As in Kafka, a lag of 0 is no bound at all: with `<` alone, a segment holding a
+            // timestamp ahead of the broker's clock would hold back every later one.
             s.upper > first_dirty
+                && config.min_compaction_lag_ms > 0
                 && now_ms.saturating_sub(s.max_timestamp) < config.min_compaction_lag_ms
         })
         .map_or(i64::MAX, |s| s.base);
@@ -408,6 +477,7 @@ pub(crate) fn cleanable(
         .active_base
         .min(view.first_unstable_offset.unwrap_or(i64::MAX))
         .min(view.recovery_point.min(durable_offset))
+        .min(view.clean_limit)
         .min(lag_bound);
     let mut to_clean = LogToClean {
         first_dirty_offset: first_dirty,

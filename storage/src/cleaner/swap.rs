@@ -75,13 +75,14 @@ impl CleanedSegment {
     }
 
     /// Steps 1–3 of the module docs. `group` lists the replaced segments' `(base, size)`; if
-    /// any of them changed meanwhile (retention, truncation), the swap is abandoned.
+    /// any of them changed meanwhile (retention, DeleteRecords, truncation), the swap is
+    /// abandoned and this returns false.
     pub(crate) fn commit(
         self,
         log: &Log,
         aborted: &[AbortedTxn],
         group: &[(i64, u32)],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let fs = log.fs();
         let dir = log.dir();
         let io = |op, path: &Path, e| Error::io(op, path, e);
@@ -113,8 +114,8 @@ impl CleanedSegment {
     }
 }
 
-/// Step 3 under the log lock.
-fn replace_segments(log: &Log, base: i64, group: &[(i64, u32)]) -> Result<()> {
+/// Step 3 under the log lock. Returns false if the swap was abandoned.
+fn replace_segments(log: &Log, base: i64, group: &[(i64, u32)]) -> Result<bool> {
     let fs = log.fs();
     let dir = log.dir();
     let mut inner = log.lock_inner();
@@ -135,7 +136,7 @@ fn replace_segments(log: &Log, base: i64, group: &[(i64, u32)]) -> Result<()> {
         );
         let _ = fs.remove_file(&path_with(dir, base, LOG_SUFFIX, SWAP_SUFFIX));
         let _ = fs.remove_file(&path_with(dir, base, TXN_INDEX_SUFFIX, SWAP_SUFFIX));
-        return Ok(());
+        return Ok(false);
     }
     for &(b, _) in group {
         if let Some(old) = inner.segments.remove(&b) {
@@ -148,7 +149,7 @@ fn replace_segments(log: &Log, base: i64, group: &[(i64, u32)]) -> Result<()> {
     let _ = segment.recover(&config)?;
     segment.on_become_inactive()?;
     let _ = inner.segments.insert(base, segment);
-    Ok(())
+    Ok(true)
 }
 
 /// Renames `{base}.txnindex.swap` and `{base}.log.swap` into place and fsyncs the directory.
@@ -282,6 +283,7 @@ impl Log {
             active_base,
             first_unstable_offset: inner.producers.first_unstable_offset(),
             recovery_point: self.recovery_point(),
+            clean_limit: self.clean_limit(),
             log_start_offset: inner.log_start_offset,
             config: inner.config.clone(),
         }
@@ -305,6 +307,7 @@ pub(crate) struct CleanerView {
     pub active_base: i64,
     pub first_unstable_offset: Option<i64>,
     pub recovery_point: i64,
+    pub clean_limit: i64,
     pub log_start_offset: i64,
     pub config: crate::config::LogConfig,
 }

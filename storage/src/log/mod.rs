@@ -26,10 +26,11 @@ use crate::fs::FileSystem;
 use crate::index::time::TimestampOffset;
 use crate::index::txn::AbortedTxn;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
-use crate::segment::{LogSegment, SegmentRead};
+use crate::segment::LogSegment;
 use crate::validator::{self, AppendOrigin};
 
 mod flush;
+mod read;
 
 /// Result of a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +129,11 @@ pub struct Log {
     /// truncation must not raise the recovery point to its target afterwards: the offsets
     /// below that target may now hold new, unsynced data.
     truncations: AtomicU64,
+    /// Neither the cleaner nor time/size retention removes records at or past this offset
+    /// (`i64::MAX`, no limit, unless an owner sets one). The broker's due index sets it for
+    /// temporal partitions to the offset below which the fired state of every fire is durable
+    /// elsewhere, so a fire record is never removed before its fired state is recorded.
+    clean_limit: AtomicI64,
 }
 
 impl std::fmt::Debug for Log {
@@ -162,6 +168,7 @@ impl Log {
             flushed: Condvar::new(),
             poisoned: AtomicBool::new(false),
             truncations: AtomicU64::new(0),
+            clean_limit: AtomicI64::new(i64::MAX),
         };
         log.check_invariants(&log.inner.lock());
         log
@@ -213,6 +220,18 @@ impl Log {
     #[must_use]
     pub fn recovery_point(&self) -> i64 {
         self.recovery_point.load(Ordering::Acquire)
+    }
+    /// The offset the cleaner and time/size retention stay below (`i64::MAX`: no limit).
+    #[must_use]
+    pub fn clean_limit(&self) -> i64 {
+        self.clean_limit.load(Ordering::Acquire)
+    }
+    /// Sets [`Log::clean_limit`]. It is in memory only: an owner that needs one sets it again
+    /// after every open, before the cleaner's first pass. A pass that already started keeps
+    /// the bound it read, so lowering the limit only protects what the previous limit did not
+    /// already allow.
+    pub fn set_clean_limit(&self, offset: i64) {
+        self.clean_limit.store(offset, Ordering::Release);
     }
     /// Whether an I/O error has taken the log offline.
     #[must_use]
@@ -483,69 +502,6 @@ impl Log {
             &inner.producers,
             crate::snapshot::Durability::Unsynced,
         )
-    }
-
-    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes` but
-    /// always at least one batch (KIP-74), and only batches starting below `max_offset`
-    /// (default: the high watermark). `offset == log_end_offset` gives an empty answer.
-    ///
-    /// # Errors
-    /// `OffsetOutOfRange` outside `[log_start_offset, log_end_offset]`; I/O errors.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        max_offset: Option<i64>,
-    ) -> Result<FetchDataInfo> {
-        let mut cursor = offset;
-        loop {
-            let (snapshot, info) = {
-                let inner = self.inner.lock();
-                let info = FetchDataInfo {
-                    records: Bytes::new(),
-                    log_start_offset: inner.log_start_offset,
-                    log_end_offset: inner.next_offset,
-                    high_watermark: inner.next_offset,
-                    last_stable_offset: inner
-                        .producers
-                        .first_unstable_offset()
-                        .unwrap_or(i64::MAX)
-                        .min(inner.next_offset),
-                };
-                if offset < inner.log_start_offset || offset > inner.next_offset {
-                    return Err(Error::OffsetOutOfRange {
-                        requested: offset,
-                        log_start_offset: inner.log_start_offset,
-                        log_end_offset: inner.next_offset,
-                    });
-                }
-                let segment = inner
-                    .segments
-                    .range(..=cursor)
-                    .next_back()
-                    .or_else(|| inner.segments.range(cursor..).next())
-                    .map(|(_, s)| s);
-                match segment {
-                    Some(s) if cursor < inner.next_offset => (s.snapshot(cursor), info),
-                    _ => return Ok(info),
-                }
-            };
-            let limit = max_offset
-                .unwrap_or(info.high_watermark)
-                .min(info.high_watermark);
-            match snapshot.read(offset, max_bytes, limit, true)? {
-                SegmentRead::Found(records) => return Ok(FetchDataInfo { records, ..info }),
-                SegmentRead::NotHere => {
-                    // The wanted offset is past this segment's batches (compaction can leave
-                    // gaps): continue at the next segment.
-                    let inner = self.inner.lock();
-                    match inner.segments.range(snapshot.base_offset + 1..).next() {
-                        Some((&base, _)) => cursor = base.max(offset),
-                        None => return Ok(info),
-                    }
-                }
-            }
-        }
     }
 
     /// The first record with timestamp `>= timestamp`, at or after the log start offset.

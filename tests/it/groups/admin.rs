@@ -328,7 +328,7 @@ async fn list_describe_fetch_and_delete_groups_and_offsets() {
 
     // The live group was untouched by all of this.
     assert_eq!(member.state.assignment(), partitions(&topic, 3));
-    let member = member.stop();
+    let member = member.stop().await;
     check_no_errors(&[&member]);
     broker.shutdown().await.unwrap();
 }

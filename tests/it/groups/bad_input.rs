@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::JoinGroupRequest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 
 use super::raw::{self, code};
-use super::{blocking, classic_config};
+use super::{blocking, classic_config, produce_per_partition};
 use crate::support;
 use crate::wire::Wire;
 
@@ -186,6 +184,12 @@ async fn a_rebalance_is_announced_by_heartbeat_and_completes_when_all_rejoin() {
         assert_eq!(listed, expected, "the leader gets every member");
         assert!(joined.members.is_empty(), "a follower gets no member list");
 
+        // Between JoinGroup and SyncGroup (CompletingRebalance) a heartbeat of the new
+        // generation is normal: Kafka resets the session and answers with no error.
+        assert_eq!(
+            raw::heartbeat(&mut second, &group, generation, &m2_id),
+            code::NONE
+        );
         let pending_sync = second.send(
             raw::SYNC_GROUP,
             &kafka_protocol::messages::SyncGroupRequest::default()
@@ -250,21 +254,7 @@ async fn commits_to_missing_topics_or_partitions_are_refused_per_partition() {
     {
         result.unwrap();
     }
-    let producer = support::producer(&bootstrap, "all", &[]);
-    for partition in 0..2 {
-        for i in 0..10 {
-            let value = format!("{partition}-{i}");
-            let _ = producer
-                .send(
-                    FutureRecord::<(), _>::to(&topic)
-                        .payload(&value)
-                        .partition(partition),
-                    Timeout::After(Duration::from_secs(20)),
-                )
-                .await
-                .unwrap();
-        }
-    }
+    produce_per_partition(&bootstrap, &topic, 2, 10).await;
     {
         let (address, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
         blocking(move || {
@@ -323,6 +313,245 @@ async fn commits_to_missing_topics_or_partitions_are_refused_per_partition() {
         assert_eq!(
             positions, expected,
             "resumed from the commits that succeeded"
+        );
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How: a static member (instance `i1`) joins without the MEMBER_ID_REQUIRED round trip and
+/// syncs. A restart of it (same instance id, empty member id) takes over: same generation, the
+/// old assignment back from SyncGroup, and the old member id is now FENCED_INSTANCE_ID (82).
+/// An admin LeaveGroup by instance id removes it (an unknown instance id is UNKNOWN_MEMBER_ID
+/// for that member only), after which its heartbeats are UNKNOWN_MEMBER_ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_static_member_is_replaced_by_its_restart_and_removed_by_instance_id() {
+    let (broker, topic, group) = setup(2).await;
+    let address = broker.bootstrap_servers();
+    blocking(move || {
+        let mut wire = Wire::connect(&address);
+        raw::require_classic(&mut wire);
+        let _ = raw::find_coordinators(&mut wire, &[&group]);
+        let static_join = |wire: &mut Wire| {
+            let request =
+                raw::join_request(&group, "", &topic).with_group_instance_id(Some(raw::text("i1")));
+            let response = raw::join(wire, &request);
+            assert_eq!(
+                response.error_code,
+                code::NONE,
+                "a static member needs no member id round trip: {response:?}"
+            );
+            response
+        };
+        let first = static_join(&mut wire);
+        let old_id = first.member_id.to_string();
+        let assignment = raw::assignment(&topic, &[0, 1]);
+        let synced = raw::sync(
+            &mut wire,
+            &group,
+            first.generation_id,
+            &old_id,
+            &[(&old_id, assignment.clone())],
+        );
+        assert_eq!(synced.error_code, code::NONE);
+
+        let restarted = static_join(&mut wire);
+        let new_id = restarted.member_id.to_string();
+        assert_ne!(new_id, old_id, "the restarted member gets a new member id");
+        assert_eq!(
+            restarted.generation_id, first.generation_id,
+            "no rebalance for a known static member"
+        );
+        let synced = raw::sync(&mut wire, &group, restarted.generation_id, &new_id, &[]);
+        assert_eq!(
+            (synced.error_code, synced.assignment),
+            (code::NONE, assignment),
+            "its assignment is kept"
+        );
+        let generation = restarted.generation_id;
+        assert_eq!(
+            raw::static_heartbeat(&mut wire, &group, generation, &old_id, Some("i1")),
+            code::FENCED_INSTANCE_ID,
+            "the replaced member is fenced"
+        );
+        assert_eq!(
+            raw::static_heartbeat(&mut wire, &group, generation, &new_id, Some("i1")),
+            code::NONE
+        );
+
+        let left = raw::leave_members(&mut wire, &group, &[("", Some("i1")), ("", Some("nobody"))]);
+        assert_eq!(left.error_code, code::NONE, "{left:?}");
+        let errors: Vec<i16> = left.members.iter().map(|m| m.error_code).collect();
+        assert_eq!(errors, [code::NONE, code::UNKNOWN_MEMBER_ID], "{left:?}");
+        assert_eq!(
+            raw::static_heartbeat(&mut wire, &group, generation, &new_id, Some("i1")),
+            code::UNKNOWN_MEMBER_ID
+        );
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How: a client pipelines requests on one connection, and Kafka applies them in order (it
+/// reads the next request only after answering the previous one). A leader commits at its
+/// generation and, without waiting, rejoins (which starts a new generation, completed at once
+/// since it is alone): the commit was sent first, so it must succeed at the old generation.
+/// Fifty rounds, to catch a commit validated after the rejoin it preceded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_commit_then_rejoin_take_effect_in_order() {
+    let (broker, topic, group) = setup(1).await;
+    let address = broker.bootstrap_servers();
+    blocking(move || {
+        let mut wire = Wire::connect(&address);
+        raw::require_classic(&mut wire);
+        let _ = raw::find_coordinators(&mut wire, &[&group]);
+        let member = raw::member(&mut wire, &group, &topic, &[0]);
+        let mut generation = member.generation;
+        for round in 0..50_i64 {
+            let commit =
+                raw::commit_request(&group, generation, &member.member_id, &[(&topic, 0, round)]);
+            let committed = wire.send(raw::OFFSET_COMMIT, &commit);
+            let joined = wire.send(
+                raw::JOIN_GROUP,
+                &raw::join_request(&group, &member.member_id, &topic),
+            );
+            let commit = wire.receive::<kafka_protocol::messages::OffsetCommitRequest>(
+                raw::OFFSET_COMMIT,
+                committed,
+            );
+            let join = wire.receive::<JoinGroupRequest>(raw::JOIN_GROUP, joined);
+            assert_eq!(
+                commit.topics[0].partitions[0].error_code,
+                code::NONE,
+                "round {round}: the commit sent at generation {generation} before the rejoin"
+            );
+            assert_eq!(join.error_code, code::NONE, "{join:?}");
+            assert_eq!(
+                join.generation_id,
+                generation + 1,
+                "the leader's rejoin starts a generation"
+            );
+            generation = join.generation_id;
+            let synced = raw::sync(
+                &mut wire,
+                &group,
+                generation,
+                &member.member_id,
+                &[(&member.member_id, member.assignment.clone())],
+            );
+            assert_eq!(synced.error_code, code::NONE);
+        }
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How: members that stop taking part are removed by the coordinator's timers. A member that
+/// does not rejoin a rebalance is dropped when the rebalance timeout (1 s) expires, and the
+/// others' JoinGroup completes without it; a member that stops heartbeating is dropped when
+/// its session (1 s) expires, leaving the group Empty. Each then gets UNKNOWN_MEMBER_ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn members_that_stop_taking_part_are_removed_by_their_timeouts() {
+    let (broker, topic, group) = setup(2).await;
+    let address = broker.bootstrap_servers();
+    blocking(move || {
+        let quick = |member: &str| {
+            raw::join_request(&group, member, &topic)
+                .with_session_timeout_ms(1000)
+                .with_rebalance_timeout_ms(1000)
+        };
+        let mut first = Wire::connect(&address);
+        raw::require_classic(&mut first);
+        let _ = raw::find_coordinators(&mut first, &[&group]);
+        let asked = raw::join(&mut first, &quick(""));
+        let m1 = asked.member_id.to_string();
+        let joined = raw::join(&mut first, &quick(&m1));
+        assert_eq!(joined.error_code, code::NONE, "{joined:?}");
+        let synced = raw::sync(
+            &mut first,
+            &group,
+            joined.generation_id,
+            &m1,
+            &[(&m1, raw::assignment(&topic, &[0, 1]))],
+        );
+        assert_eq!(synced.error_code, code::NONE);
+
+        // M2 joins; M1 keeps heartbeating (it is told of the rebalance) but never rejoins.
+        let mut second = Wire::connect(&address);
+        let m2 = raw::join(&mut second, &quick("")).member_id.to_string();
+        let pending = second.send(raw::JOIN_GROUP, &quick(&m2));
+        second.set_read_timeout(Duration::from_secs(10));
+        let started = Instant::now();
+        let m1_beat = std::thread::spawn({
+            let (address, group, m1) = (address.clone(), group.clone(), m1.clone());
+            let generation = joined.generation_id;
+            move || {
+                let mut wire = Wire::connect(&address);
+                let mut seen = Vec::new();
+                for _ in 0..30 {
+                    let error = raw::heartbeat(&mut wire, &group, generation, &m1);
+                    seen.push(error);
+                    if error == code::UNKNOWN_MEMBER_ID {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                seen
+            }
+        });
+        let completed = second.receive::<JoinGroupRequest>(raw::JOIN_GROUP, pending);
+        let took = started.elapsed();
+        assert_eq!(completed.error_code, code::NONE, "{completed:?}");
+        assert_eq!(
+            completed.leader.as_str(),
+            m2,
+            "the member that rejoined leads the new generation"
+        );
+        assert_eq!(completed.members.len(), 1, "{completed:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "the rebalance waited {took:?} for a 1 s rebalance timeout"
+        );
+        let beats = m1_beat.join().unwrap();
+        assert_eq!(
+            beats.last(),
+            Some(&code::UNKNOWN_MEMBER_ID),
+            "M1 was removed: {beats:?}"
+        );
+        assert!(
+            beats.contains(&code::REBALANCE_IN_PROGRESS),
+            "M1 was told of the rebalance: {beats:?}"
+        );
+
+        // M2 syncs, then goes silent: its 1 s session expires and the group is Empty.
+        let generation = completed.generation_id;
+        let synced = raw::sync(
+            &mut second,
+            &group,
+            generation,
+            &m2,
+            &[(&m2, raw::assignment(&topic, &[0, 1]))],
+        );
+        assert_eq!(synced.error_code, code::NONE);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let described = second.call(
+                raw::DESCRIBE_GROUPS,
+                &kafka_protocol::messages::DescribeGroupsRequest::default()
+                    .with_groups(vec![raw::group_id(&group)]),
+            );
+            if described.groups[0].group_state.as_str() == "Empty" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "M2's session never expired: {described:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            raw::heartbeat(&mut second, &group, generation, &m2),
+            code::UNKNOWN_MEMBER_ID
         );
     })
     .await;

@@ -16,7 +16,7 @@ use super::{
 use crate::support;
 use crate::wire::Wire;
 
-/// How: 200 raw members join, sync and leave one after another; then four streams of five
+/// How: 200 raw members join, sync and leave one after another; then four streams of ten
 /// librdkafka members each join concurrently and close as soon as they hold partitions (every
 /// join and leave rebalances the others). A last member then holds all six partitions within
 /// 10 s, and DescribeGroups lists it alone.
@@ -34,6 +34,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
     support::create_topic(&bootstrap, &topic, 6, &[]).await;
     let group = support::topic_name("churn-group");
 
+    let raw_started = Instant::now();
     {
         let (address, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
         bounded(
@@ -58,6 +59,11 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         .await;
     }
 
+    eprintln!(
+        "200 raw join-sync-leave cycles took {:?}",
+        raw_started.elapsed()
+    );
+    let streams_started = Instant::now();
     let log = Arc::new(ConsumedLog::default());
     let config = classic_config(&bootstrap, &group);
     let mut streams = Vec::new();
@@ -65,7 +71,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         let (config, topic, log) = (config.clone(), topic.clone(), Arc::clone(&log));
         streams.push(tokio::spawn(async move {
             let mut states = Vec::new();
-            for i in 0..5 {
+            for i in 0..10 {
                 let member = Member::start(&format!("s{stream}-{i}"), &config, &[&topic], &log);
                 wait_until(
                     Duration::from_secs(20),
@@ -73,7 +79,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
                     || !member.state.assignment().is_empty(),
                 )
                 .await;
-                states.push(member.stop());
+                states.push(member.stop().await);
             }
             states
         }));
@@ -83,6 +89,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         states.extend(bounded(Duration::from_secs(60), stream).await.unwrap());
     }
 
+    eprintln!("40 librdkafka members took {:?}", streams_started.elapsed());
     let started = Instant::now();
     let last = Member::start("last", &config, &[&topic], &log);
     wait_for_split(&[&last], &partitions(&topic, 6), Duration::from_secs(10)).await;
@@ -109,7 +116,7 @@ async fn classic_group_stays_usable_after_many_short_lived_members() {
         1,
         "only the last member is left: {found:?}"
     );
-    states.push(last.stop());
+    states.push(last.stop().await);
     check_no_errors(&states.iter().map(AsRef::as_ref).collect::<Vec<_>>());
     broker.shutdown().await.unwrap();
 }
@@ -129,27 +136,9 @@ async fn kip848_group_stays_usable_after_many_short_lived_members() {
             Duration::from_secs(30),
             blocking(move || {
                 let mut wire = Wire::connect(&address);
-                let table = raw::advertised(&mut wire);
-                let (_, max) =
-                    table[&(kafka_protocol::messages::ApiKey::ConsumerGroupHeartbeat as i16)];
-                let version = max.min(1);
+                let version = raw::heartbeat_version(&mut wire);
                 for _ in 0..100 {
-                    let id = if version >= 1 {
-                        uuid::Uuid::new_v4().to_string()
-                    } else {
-                        String::new()
-                    };
-                    let joined = wire.call(
-                        version,
-                        &ConsumerGroupHeartbeatRequest::default()
-                            .with_group_id(raw::group_id(&group))
-                            .with_member_id(raw::text(&id))
-                            .with_member_epoch(0)
-                            .with_rebalance_timeout_ms(5000)
-                            .with_subscribed_topic_names(Some(vec![raw::topic_name(&topic)]))
-                            .with_topic_partitions(Some(vec![])),
-                    );
-                    assert_eq!(joined.error_code, code::NONE, "{joined:?}");
+                    let joined = raw::kip848_join(&mut wire, version, &group, &[&topic]);
                     let member_id = joined.member_id.expect("member id");
                     let left = wire.call(
                         version,
@@ -176,7 +165,7 @@ async fn kip848_group_stays_usable_after_many_short_lived_members() {
         &log,
     );
     wait_for_split(&[&last], &partitions(&topic, 6), Duration::from_secs(10)).await;
-    let last = last.stop();
+    let last = last.stop().await;
     check_no_errors(&[&last]);
     broker.shutdown().await.unwrap();
 }

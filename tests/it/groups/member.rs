@@ -20,6 +20,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+/// Seconds since the first member log line, so logs of concurrent members line up.
+fn stamp() -> f64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
 /// A topic partition, as the assignment sets hold them.
 pub(crate) type Partition = (String, i32);
 
@@ -112,7 +118,7 @@ impl MemberState {
     }
 
     fn error(&self, error: String) {
-        eprintln!("[{}] ERROR {error}", self.name);
+        eprintln!("{:8.3} [{}] ERROR {error}", stamp(), self.name);
         self.errors.lock().push(error);
     }
 }
@@ -125,13 +131,21 @@ pub(crate) struct GroupContext {
 
 impl ClientContext for GroupContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        eprintln!("[{}] {level:?} {fac} {log_message}", self.state.name);
+        eprintln!(
+            "{:8.3} [{}] {level:?} {fac} {log_message}",
+            stamp(),
+            self.state.name
+        );
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         // Global errors (a connection refused while a broker restarts) are retried by
         // librdkafka; they are printed, not counted.
-        eprintln!("[{}] client error {error}: {reason}", self.state.name);
+        eprintln!(
+            "{:8.3} [{}] client error {error}: {reason}",
+            stamp(),
+            self.state.name
+        );
     }
 }
 
@@ -143,25 +157,28 @@ fn partitions_of(list: &TopicPartitionList) -> BTreeSet<Partition> {
 }
 
 impl ConsumerContext for GroupContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // No calls back into the consumer here: `assignment()` and `rebalance_protocol()` are
+        // requests to librdkafka's group thread, which may be waiting for this very callback
+        // (or terminating, during close) and then never answers.
+        let mut assignment = self.state.assignment.lock();
         let event = match rebalance {
-            Rebalance::Assign(list) => RebalanceEvent::Assigned(partitions_of(list)),
-            Rebalance::Revoke(list) => RebalanceEvent::Revoked(partitions_of(list)),
+            Rebalance::Assign(list) => {
+                // Eager: the whole new assignment (the previous one was revoked first);
+                // cooperative and KIP-848: what is added. Either way, a union.
+                let added = partitions_of(list);
+                assignment.extend(added.iter().cloned());
+                RebalanceEvent::Assigned(added)
+            }
+            Rebalance::Revoke(list) => {
+                let revoked = partitions_of(list);
+                assignment.retain(|p| !revoked.contains(p));
+                RebalanceEvent::Revoked(revoked)
+            }
             Rebalance::Error(error) => RebalanceEvent::Error(error.to_string()),
         };
-        eprintln!("[{}] rebalance {event:?}", self.state.name);
+        eprintln!("{:8.3} [{}] rebalance {event:?}", stamp(), self.state.name);
         self.state.events.lock().push(event);
-        // After the default handler ran (assign, or incremental assign/unassign), the
-        // consumer's own view is the member's current assignment.
-        *self.state.assignment.lock() = consumer
-            .assignment()
-            .map(|list| partitions_of(&list))
-            .unwrap_or_default();
-        *self.state.protocol.lock() = match consumer.rebalance_protocol() {
-            RebalanceProtocol::None => "none",
-            RebalanceProtocol::Eager => "eager",
-            RebalanceProtocol::Cooperative => "cooperative",
-        };
     }
 }
 
@@ -207,10 +224,15 @@ impl Member {
         }
     }
 
-    /// Stops polling and closes the consumer (bounded); returns what the member observed.
-    pub(crate) fn stop(mut self) -> Arc<MemberState> {
-        self.join();
-        Arc::clone(&self.state)
+    /// Stops polling and closes the consumer (bounded); returns what the member observed. The
+    /// close runs off the async runtime: it can wait for a rebalance, and a blocked worker
+    /// thread would stall the test's other tasks.
+    pub(crate) async fn stop(mut self) -> Arc<MemberState> {
+        let state = Arc::clone(&self.state);
+        tokio::task::spawn_blocking(move || self.join())
+            .await
+            .expect("member stop");
+        state
     }
 
     fn join(&mut self) {
@@ -240,6 +262,13 @@ fn run(state: &Arc<MemberState>, stop: &AtomicBool, config: &ClientConfig, topic
         return state.error(format!("subscribe: {error}"));
     }
     while !stop.load(Ordering::SeqCst) {
+        if *state.protocol.lock() == "none" && !state.assignment().is_empty() {
+            *state.protocol.lock() = match consumer.rebalance_protocol() {
+                RebalanceProtocol::None => "none",
+                RebalanceProtocol::Eager => "eager",
+                RebalanceProtocol::Cooperative => "cooperative",
+            };
+        }
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(message)) => {
                 state.log.records.lock().push(Consumed {
@@ -251,6 +280,12 @@ fn run(state: &Arc<MemberState>, stop: &AtomicBool, config: &ClientConfig, topic
                 });
                 commit(&consumer, &message, state);
             }
+            // librdkafka reports a broker it cannot reach (restarting) through poll too; it
+            // reconnects by itself.
+            Some(Err(KafkaError::MessageConsumption(
+                code
+                @ (RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown),
+            ))) => eprintln!("{:8.3} [{}] poll: {code:?}", stamp(), state.name),
             Some(Err(error)) => state.error(format!("poll: {error}")),
             None => {}
         }
@@ -263,11 +298,17 @@ fn text(bytes: Option<&[u8]>) -> String {
 }
 
 /// Commits `message.offset() + 1`, retrying while the coordinator answers with an error that
-/// means "not now" rather than "not yours": REBALANCE_IN_PROGRESS (a classic group between
-/// JoinGroup and SyncGroup refuses commits; librdkafka hands that to a manual commit as a
-/// permanent error) and STALE_MEMBER_EPOCH (KIP-848: librdkafka does not retry manual commits
-/// and fetches the new epoch with its next heartbeat). The member does not poll meanwhile, so
-/// it cannot acknowledge a revocation of this partition before the commit lands.
+/// means "not now" rather than "not yours", each of which librdkafka hands to a manual commit
+/// as final:
+/// - REBALANCE_IN_PROGRESS: a classic group between JoinGroup and SyncGroup refuses commits.
+/// - ILLEGAL_GENERATION: with cooperative-sticky a member keeps consuming while it rejoins;
+///   librdkafka stamps the commit with the generation it has, and when the commit is read
+///   after the rejoin completed (Kafka, too, reads a connection's next request only after
+///   answering the JoinGroup) that generation is already the previous one.
+/// - STALE_MEMBER_EPOCH: KIP-848; the next heartbeat brings the new epoch.
+///
+/// The member does not poll meanwhile, so it cannot acknowledge a revocation of this partition
+/// before the commit lands: nobody else can own it yet.
 fn commit(
     consumer: &BaseConsumer<GroupContext>,
     message: &BorrowedMessage<'_>,
@@ -285,9 +326,15 @@ fn commit(
         match consumer.commit(&list, CommitMode::Sync) {
             Ok(()) => return,
             Err(KafkaError::ConsumerCommit(
-                code @ (RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::StaleMemberEpoch),
+                code @ (RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::StaleMemberEpoch),
             )) if Instant::now() < deadline => {
-                eprintln!("[{}] commit retry after {code:?}", state.name);
+                eprintln!(
+                    "{:8.3} [{}] commit retry after {code:?}",
+                    stamp(),
+                    state.name
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(error) => {

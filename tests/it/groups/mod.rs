@@ -1,18 +1,22 @@
-//! Consumer groups end to end: the classic protocol with real librdkafka members (`classic`),
-//! KIP-848 (`consumer_protocol`), many short-lived members (`churn`), committed offsets across
-//! restarts and retention (`offsets`), the admin APIs (`admin`), and stale or malformed requests
-//! on raw sockets (`bad_input`). Shared here: client configs, the record feed, the exactly-once
-//! check and bounded waits; `member` runs a consumer on its own thread, `raw` speaks the group
-//! APIs on a socket.
+//! Consumer groups end to end. Real librdkafka members: the classic protocol (`classic`),
+//! KIP-848 (`consumer_protocol`), many short-lived members (`churn`), membership across broker
+//! restarts (`restart`), offsets in transactions (`transactions`). Committed offsets across
+//! restarts, compaction and retention (`offsets`), the admin APIs (`admin`). Exact error codes
+//! on raw sockets: classic (`bad_input`), KIP-848 (`consumer_protocol_raw`). Shared here:
+//! client configs, the record feed, the exactly-once check and bounded waits; `member` runs a
+//! consumer on its own thread, `raw` speaks the group APIs on a socket.
 
 mod admin;
 mod bad_input;
 mod churn;
 mod classic;
 mod consumer_protocol;
+mod consumer_protocol_raw;
 mod member;
 mod offsets;
 pub(crate) mod raw;
+mod restart;
+mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -171,6 +175,30 @@ impl Feed {
     }
 }
 
+/// Produces `count` records (`<partition>-<i>`) into each of `partitions` partitions at acks=all.
+pub(crate) async fn produce_per_partition(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: i64,
+) {
+    let producer = support::producer(bootstrap, "all", &[]);
+    for partition in 0..partitions {
+        for i in 0..count {
+            let value = format!("{partition}-{i}");
+            let _ = producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .payload(&value)
+                        .partition(partition),
+                    Timeout::After(Duration::from_secs(20)),
+                )
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce {topic}-{partition}: {e}"));
+        }
+    }
+}
+
 /// Waits until `log` holds every produced record, lets in-flight duplicates arrive, then checks
 /// that each record was processed exactly once with its own key and value.
 pub(crate) async fn check_exactly_once(produced: &[Produced], log: &ConsumedLog) {
@@ -286,7 +314,7 @@ pub(crate) async fn leave_and_join_exactly_once(
     )
     .await;
 
-    let first = first.stop();
+    let first = first.stop().await;
     wait_for_split(&[&second, &third], &all, timeout).await;
     let seen = log.len();
     wait_until(
@@ -298,7 +326,7 @@ pub(crate) async fn leave_and_join_exactly_once(
 
     let produced = feed.finish().await;
     check_exactly_once(&produced, &log).await;
-    let (second, third) = (second.stop(), third.stop());
+    let (second, third) = (second.stop().await, third.stop().await);
     check_no_errors(&[&first, &second, &third]);
     // Each member really took part: the first before leaving, the third after joining.
     assert!(log.count_by("first") > 0 && log.count_by("third") > 0);

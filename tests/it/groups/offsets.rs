@@ -7,15 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::ListGroupsRequest;
+use kafka_protocol::messages::{DeleteGroupsRequest, ListGroupsRequest};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::raw::{self, code};
-use super::{blocking, classic_config};
+use super::{blocking, classic_config, produce_per_partition};
 use crate::support::{self, BinaryBroker, TestBroker};
 use crate::wire::Wire;
 
@@ -32,24 +30,6 @@ fn final_offset(partition: i32) -> i64 {
 /// consumer does).
 fn simple_offset(partition: i32) -> i64 {
     10 + i64::from(partition)
-}
-
-async fn produce(bootstrap: &str, topic: &str) {
-    let producer = support::producer(bootstrap, "all", &[]);
-    for partition in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let value = format!("p{partition}-{i}");
-            let _ = producer
-                .send(
-                    FutureRecord::<(), _>::to(topic)
-                        .payload(&value)
-                        .partition(partition),
-                    Timeout::After(Duration::from_secs(20)),
-                )
-                .await
-                .unwrap();
-        }
-    }
 }
 
 fn offsets(topic: &str, offset: impl Fn(i32) -> i64, metadata: bool) -> TopicPartitionList {
@@ -169,7 +149,7 @@ async fn committed_offsets_survive(restart: Restart) {
     let bootstrap = broker.bootstrap();
     let topic = support::topic_name("resume");
     support::create_topic(&bootstrap, &topic, PARTITIONS, &[]).await;
-    produce(&bootstrap, &topic).await;
+    produce_per_partition(&bootstrap, &topic, PARTITIONS, PER_PARTITION).await;
     let (g, h) = (
         support::topic_name("resume-g"),
         support::topic_name("resume-h"),
@@ -276,6 +256,404 @@ async fn offsets_of_a_group_without_members_expire_after_retention() {
                 "a group with no members and no offsets stays listed: {listed:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// How many records `__consumer_offsets` holds (all of its 3 partitions), read as a client.
+/// A consume error fails with the consumer's positions and the raw batches at them.
+fn offsets_topic_records(bootstrap: &str) -> usize {
+    let consumer = support::consumer(bootstrap);
+    support::assign(&consumer, "__consumer_offsets", 3, Offset::Beginning);
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut count = 0;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(_)) => count += 1,
+            Some(Err(error)) => {
+                let positions = consumer.position().unwrap();
+                let mut evidence = Vec::new();
+                for element in positions.elements() {
+                    if let Offset::Offset(at) = element.offset() {
+                        evidence.push(describe_fetch(bootstrap, element.partition(), at));
+                    }
+                }
+                panic!("reading __consumer_offsets after {count} records: {error}; {evidence:#?}");
+            }
+            None => {}
+        }
+    }
+    count
+}
+
+/// One raw Fetch v12 of `__consumer_offsets-<partition>` at `offset`: the batches' base
+/// offsets and lengths, and any bytes left over.
+fn describe_fetch(bootstrap: &str, partition: i32, offset: i64) -> String {
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let mut wire = Wire::connect(bootstrap);
+    let request = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_bytes(52_428_800)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(raw::topic_name("__consumer_offsets"))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response = wire.call(12, &request);
+    let data = &response.responses[0].partitions[0];
+    let records = data.records.clone().unwrap_or_default();
+    let mut rest = &records[..];
+    let mut batches = Vec::new();
+    while rest.len() >= 12 {
+        let base = i64::from_be_bytes(rest[0..8].try_into().unwrap());
+        let length = usize::try_from(i32::from_be_bytes(rest[8..12].try_into().unwrap()))
+            .unwrap_or(usize::MAX);
+        batches.push((base, length));
+        if rest.len() < 12 + length {
+            break;
+        }
+        rest = &rest[12 + length..];
+    }
+    format!(
+        "partition {partition} at {offset}: error {}, hw {}, log start {}, {} bytes, batches (base, length) {batches:?}, {} bytes after the last whole batch",
+        data.error_code,
+        data.high_watermark,
+        data.log_start_offset,
+        records.len(),
+        rest.len()
+    )
+}
+
+/// Starts the embedded broker over `dir` with 1 KiB `__consumer_offsets` segments and a cleaner
+/// that looks for dirty logs every 50 ms from the start. No initial rebalance delay: callers
+/// cycle members through empty groups.
+pub(crate) async fn compacting_broker(dir: &Path) -> kairos::BrokerHandle {
+    support::group_broker_builder()
+        .data_dir(dir)
+        .config("offsets.topic.segment.bytes", "1024")
+        .config("log.cleaner.backoff.ms", "50")
+        .config("log.initial.task.delay.ms", "0")
+        .config("group.initial.rebalance.delay.ms", "0")
+        .start()
+        .await
+        .expect("broker starts")
+}
+
+/// How: with 1 KiB segments for `__consumer_offsets` and a cleaner every 50 ms, group G
+/// commits one partition 400 times (each commit supersedes the previous one) and group H
+/// commits once and is deleted (DeleteGroups writes tombstones). The cleaner compacts the
+/// internal topic: reading it as a client shows most of the 400 commits gone. After a clean
+/// restart G's offset is its last commit and H stays deleted: the reload of a compacted log
+/// is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_offsets_topic_is_compacted_and_reloads_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("compact-offsets");
+    support::create_topic(&bootstrap, &topic, 1, &[]).await;
+    let (g, h) = (
+        support::topic_name("compact-g"),
+        support::topic_name("compact-h"),
+    );
+    {
+        let (address, topic, g, h) = (bootstrap.clone(), topic.clone(), g.clone(), h.clone());
+        blocking(move || {
+            let mut wire = Wire::connect(&address);
+            raw::require_classic(&mut wire);
+            let _ = raw::find_coordinators(&mut wire, &[&g, &h]);
+            for offset in 1..=400 {
+                let errors = raw::commit(&mut wire, &g, -1, "", &[(&topic, 0, offset)]);
+                assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+            }
+            let errors = raw::commit(&mut wire, &h, -1, "", &[(&topic, 0, 7)]);
+            assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+            let deleted = wire.call(
+                2,
+                &DeleteGroupsRequest::default().with_groups_names(vec![raw::group_id(&h)]),
+            );
+            assert_eq!(deleted.results[0].error_code, code::NONE, "{deleted:?}");
+        })
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let address = bootstrap.clone();
+        let records = blocking(move || offsets_topic_records(&address)).await;
+        eprintln!("__consumer_offsets holds {records} records");
+        if records < 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "__consumer_offsets still holds {records} records: never compacted"
+        );
+    }
+    broker.shutdown().await.unwrap();
+
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    blocking(move || {
+        let mut wire = Wire::connect(&bootstrap);
+        let fetched = raw::fetch_offsets(
+            &mut wire,
+            &[(&g, Some((&topic, &[0]))), (&h, Some((&topic, &[0])))],
+        );
+        assert_eq!(
+            raw::committed_of(&fetched, &g)[&(topic.clone(), 0)],
+            400,
+            "the last commit"
+        );
+        assert_eq!(
+            raw::committed_of(&fetched, &h)[&(topic.clone(), 0)],
+            -1,
+            "the deleted group"
+        );
+        let listed = wire.call(raw::LIST_GROUPS, &ListGroupsRequest::default());
+        assert!(
+            listed
+                .groups
+                .iter()
+                .all(|group| group.group_id.as_str() != h),
+            "{listed:?}"
+        );
+    })
+    .await;
+    broker.shutdown().await.unwrap();
+}
+
+/// Checks that `records` (a Fetch answer's bytes for one partition) are whole v2 batches with
+/// valid CRCs and increasing offsets that cover `fetch_offset`; returns the last offset.
+fn check_batches(records: &[u8], fetch_offset: i64, what: &str) -> Option<i64> {
+    let mut rest = records;
+    let mut batches = 0;
+    let mut previous_last = fetch_offset - 1;
+    while !rest.is_empty() {
+        assert!(
+            rest.len() >= 61,
+            "{what}: {} trailing bytes, less than a batch header",
+            rest.len()
+        );
+        let base_offset = i64::from_be_bytes(rest[0..8].try_into().unwrap());
+        let length = usize::try_from(i32::from_be_bytes(rest[8..12].try_into().unwrap())).unwrap();
+        assert!(
+            rest.len() >= 12 + length,
+            "{what}: batch {batches} at offset {base_offset} claims {length} bytes, {} left",
+            rest.len() - 12
+        );
+        let batch = &rest[..12 + length];
+        assert_eq!(
+            batch[16], 2,
+            "{what}: batch at {base_offset}: magic {}",
+            batch[16]
+        );
+        let crc = u32::from_be_bytes(batch[17..21].try_into().unwrap());
+        assert_eq!(
+            crc32c::crc32c(&batch[21..]),
+            crc,
+            "{what}: batch at {base_offset}: bad CRC"
+        );
+        let record_count = i32::from_be_bytes(batch[57..61].try_into().unwrap());
+        let decoded = kafka_protocol::records::RecordBatchDecoder::decode(
+            &mut bytes::Bytes::copy_from_slice(batch),
+        )
+        .unwrap_or_else(|e| panic!("{what}: batch at {base_offset} does not decode: {e}"));
+        assert_eq!(
+            usize::try_from(record_count).unwrap(),
+            decoded.records.len(),
+            "{what}: batch at {base_offset}: record count"
+        );
+        let last_delta = i64::from(i32::from_be_bytes(batch[23..27].try_into().unwrap()));
+        assert!(
+            base_offset + last_delta > previous_last,
+            "{what}: batch at {base_offset} after offset {previous_last}"
+        );
+        previous_last = base_offset + last_delta;
+        if batches == 0 {
+            assert!(
+                previous_last >= fetch_offset,
+                "{what}: the first batch ends at {previous_last}, before the fetch offset"
+            );
+        }
+        batches += 1;
+        rest = &rest[12 + length..];
+    }
+    (batches > 0).then_some(previous_last)
+}
+
+/// How: one thread commits 300 times (1 KiB segments, so segments roll and the cleaner
+/// rewrites them every 50 ms) while another fetches every partition of `__consumer_offsets`
+/// from offset 0 again and again, as a client reading the topic would. Every answer must be
+/// whole batches with valid CRCs: the cleaner swapping segments under a fetch must not show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fetching_the_offsets_topic_while_it_is_compacted_returns_whole_batches() {
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("fetch-compacting");
+    support::create_topic(&bootstrap, &topic, 1, &[]).await;
+    let group = support::topic_name("fetch-compacting-g");
+    {
+        // The first commit creates `__consumer_offsets`.
+        let (address, topic, group) = (bootstrap.clone(), topic.clone(), group.clone());
+        blocking(move || {
+            let mut wire = Wire::connect(&address);
+            let _ = raw::find_coordinators(&mut wire, &[&group]);
+            let errors = raw::commit(&mut wire, &group, -1, "", &[(&topic, 0, 0)]);
+            assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+        })
+        .await;
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (address, topic, done) = (bootstrap.clone(), topic.clone(), Arc::clone(&done));
+        tokio::task::spawn_blocking(move || {
+            let mut wire = Wire::connect(&address);
+            for offset in 1..=300 {
+                let errors = raw::commit(&mut wire, &group, -1, "", &[(&topic, 0, offset)]);
+                assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let reader = {
+        let address = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut wire = Wire::connect(&address);
+            let mut fetches = 0;
+            // Each partition is read forward as a consumer does (the next fetch starts after
+            // the last batch returned), waits at the end, and starts from 0 again.
+            let mut next = [0_i64; 3];
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let request = FetchRequest::default()
+                    .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                    // Caught-up partitions make the fetch wait for the next append, as a
+                    // consumer's long poll does.
+                    .with_max_wait_ms(100)
+                    .with_min_bytes(1)
+                    .with_max_bytes(16 << 20)
+                    .with_topics(vec![
+                        FetchTopic::default()
+                            .with_topic(raw::topic_name("__consumer_offsets"))
+                            .with_partitions(
+                                (0..3)
+                                    .map(|p| {
+                                        FetchPartition::default()
+                                            .with_partition(p)
+                                            .with_fetch_offset(next[usize::try_from(p).unwrap()])
+                                            .with_partition_max_bytes(1 << 20)
+                                    })
+                                    .collect(),
+                            ),
+                    ]);
+                let response = wire.call(12, &request);
+                for partition in &response.responses[0].partitions {
+                    let index = usize::try_from(partition.partition_index).unwrap();
+                    assert_eq!(partition.error_code, code::NONE, "{partition:?}");
+                    let records = partition.records.clone().unwrap_or_default();
+                    let what = format!(
+                        "fetch {fetches} of __consumer_offsets-{index} at {}",
+                        next[index]
+                    );
+                    let last = check_batches(&records, next[index], &what);
+                    // Forward to the end, wait there a few times, then from 0 again.
+                    next[index] = match last {
+                        Some(last) => last + 1,
+                        None if fetches % 8 == 0 => 0,
+                        None => next[index],
+                    };
+                }
+                fetches += 1;
+            }
+            fetches
+        })
+    };
+    writer.await.unwrap();
+    let fetches = reader.await.unwrap();
+    eprintln!("{fetches} fetches checked");
+    broker.shutdown().await.unwrap();
+}
+
+/// How: on a compacted `__consumer_offsets` (group G commits 50 times, group H commits and is
+/// deleted, so its tombstones are the last records), every partition is walked with raw
+/// fetches from 0 as a consumer does, then fetched at every offset from the last one returned
+/// up to the high watermark. Kafka never answers a fetch with only batches that end before the
+/// fetch offset: librdkafka reads no message from such an answer, doubles its fetch size and,
+/// after ten of them, fails with MSG_SIZE_TOO_LARGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fetches_of_the_compacted_offsets_topic_never_answer_below_the_fetch_offset() {
+    use kafka_protocol::messages::FetchRequest;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = compacting_broker(dir.path()).await;
+    let bootstrap = broker.bootstrap_servers();
+    let topic = support::topic_name("tail");
+    support::create_topic(&bootstrap, &topic, 1, &[]).await;
+    let (g, h) = (support::topic_name("tail-g"), support::topic_name("tail-h"));
+    blocking(move || {
+        let mut wire = Wire::connect(&bootstrap);
+        let _ = raw::find_coordinators(&mut wire, &[&g, &h]);
+        for offset in 1..=50 {
+            let errors = raw::commit(&mut wire, &g, -1, "", &[(&topic, 0, offset)]);
+            assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+        }
+        let errors = raw::commit(&mut wire, &h, -1, "", &[(&topic, 0, 7)]);
+        assert!(errors.values().all(|e| *e == code::NONE), "{errors:?}");
+        let deleted = wire.call(
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![raw::group_id(&h)]),
+        );
+        assert_eq!(deleted.results[0].error_code, code::NONE);
+        // Let the cleaner (every 50 ms) go over what was written.
+        std::thread::sleep(Duration::from_millis(500));
+
+        let mut fetch = |partition: i32, offset: i64| {
+            let request = FetchRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_max_bytes(52_428_800)
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(raw::topic_name("__consumer_offsets"))
+                        .with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(partition)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(1 << 20),
+                        ]),
+                ]);
+            let response = wire.call(12, &request);
+            let data = response.responses[0].partitions[0].clone();
+            assert_eq!(data.error_code, code::NONE, "{data:?}");
+            let records = data.records.clone().unwrap_or_default();
+            let what = format!(
+                "__consumer_offsets-{partition} at {offset} (high watermark {})",
+                data.high_watermark
+            );
+            (check_batches(&records, offset, &what), data.high_watermark)
+        };
+        for partition in 0..3 {
+            let mut next = 0;
+            let high_watermark = loop {
+                match fetch(partition, next) {
+                    (Some(last), _) => next = last + 1,
+                    (None, high_watermark) => break high_watermark,
+                }
+            };
+            for offset in next..=high_watermark {
+                let _ = fetch(partition, offset);
+            }
         }
     })
     .await;

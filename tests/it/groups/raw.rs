@@ -16,10 +16,11 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, OffsetCommitRequest, OffsetFetchRequest,
+    OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
@@ -49,10 +50,14 @@ pub(crate) mod code {
     pub(crate) const UNKNOWN_MEMBER_ID: i16 = 25;
     pub(crate) const INVALID_SESSION_TIMEOUT: i16 = 26;
     pub(crate) const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub(crate) const UNSUPPORTED_VERSION: i16 = 35;
     pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
     pub(crate) const MEMBER_ID_REQUIRED: i16 = 79;
+    pub(crate) const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub(crate) const FENCED_INSTANCE_ID: i16 = 82;
     pub(crate) const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     pub(crate) const FENCED_MEMBER_EPOCH: i16 = 110;
+    pub(crate) const STALE_MEMBER_EPOCH: i16 = 113;
 }
 
 pub(crate) fn group_id(name: &str) -> GroupId {
@@ -249,10 +254,22 @@ pub(crate) fn sync(
 }
 
 pub(crate) fn heartbeat(wire: &mut Wire, group: &str, generation: i32, member_id: &str) -> i16 {
+    static_heartbeat(wire, group, generation, member_id, None)
+}
+
+/// A heartbeat that also names the member's `group.instance.id`.
+pub(crate) fn static_heartbeat(
+    wire: &mut Wire,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    instance: Option<&str>,
+) -> i16 {
     let request = HeartbeatRequest::default()
         .with_group_id(group_id(group))
         .with_generation_id(generation)
-        .with_member_id(text(member_id));
+        .with_member_id(text(member_id))
+        .with_group_instance_id(instance.map(text));
     wire.call(HEARTBEAT, &request).error_code
 }
 
@@ -266,15 +283,13 @@ pub(crate) fn leave(wire: &mut Wire, group: &str, member_id: &str) -> LeaveGroup
     wire.call(LEAVE_GROUP, &request)
 }
 
-/// OffsetCommit v8 of `offsets` (`(topic, partition, offset)`) as `member_id` at `generation`
-/// (`-1` and `""` for a commit outside any generation). Returns `(topic, partition) → error`.
-pub(crate) fn commit(
-    wire: &mut Wire,
+/// The OffsetCommit request `commit` sends (metadata `raw-<offset>`).
+pub(crate) fn commit_request(
     group: &str,
     generation: i32,
     member_id: &str,
     offsets: &[(&str, i32, i64)],
-) -> BTreeMap<(String, i32), i16> {
+) -> OffsetCommitRequest {
     let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
     for (topic, partition, offset) in offsets {
         topics.entry(topic).or_default().push(
@@ -285,7 +300,7 @@ pub(crate) fn commit(
                 .with_committed_metadata(Some(text(&format!("raw-{offset}")))),
         );
     }
-    let request = OffsetCommitRequest::default()
+    OffsetCommitRequest::default()
         .with_group_id(group_id(group))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(text(member_id))
@@ -299,8 +314,55 @@ pub(crate) fn commit(
                         .with_partitions(partitions)
                 })
                 .collect(),
+        )
+}
+
+/// LeaveGroup v3+ for several members at once, each by member id and/or instance id (an
+/// admin removing static members sends only instance ids).
+pub(crate) fn leave_members(
+    wire: &mut Wire,
+    group: &str,
+    members: &[(&str, Option<&str>)],
+) -> LeaveGroupResponse {
+    let request = LeaveGroupRequest::default()
+        .with_group_id(group_id(group))
+        .with_members(
+            members
+                .iter()
+                .map(|(member_id, instance)| {
+                    kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                        .with_member_id(text(member_id))
+                        .with_group_instance_id(instance.map(text))
+                })
+                .collect(),
         );
-    let response = wire.call(OFFSET_COMMIT, &request);
+    wire.call(LEAVE_GROUP, &request)
+}
+
+/// OffsetCommit v8 of `offsets` (`(topic, partition, offset)`) as `member_id` at `generation`
+/// (`-1` and `""` for a commit outside any generation). Returns `(topic, partition) → error`.
+pub(crate) fn commit(
+    wire: &mut Wire,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64)],
+) -> BTreeMap<(String, i32), i16> {
+    commit_at(wire, OFFSET_COMMIT, group, generation, member_id, offsets)
+}
+
+/// `commit` at `version`: KIP-848 members must commit with v9+, their member epoch in the
+/// generation field.
+pub(crate) fn commit_at(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64)],
+) -> BTreeMap<(String, i32), i16> {
+    let request = commit_request(group, generation, member_id, offsets);
+    let response = wire.call(version, &request);
     response
         .topics
         .iter()
@@ -369,4 +431,54 @@ pub(crate) fn committed_of(
             })
         })
         .collect()
+}
+
+/// The ConsumerGroupHeartbeat version to use: the advertised maximum, at most 1 (v1 lets the
+/// client choose its member id, KIP-1082).
+pub(crate) fn heartbeat_version(wire: &mut Wire) -> i16 {
+    let (min, max) = *advertised(wire)
+        .get(&(ApiKey::ConsumerGroupHeartbeat as i16))
+        .expect("ConsumerGroupHeartbeat is advertised");
+    let version = max.min(1);
+    assert!(
+        min <= version,
+        "ConsumerGroupHeartbeat advertised as {min}..={max}"
+    );
+    version
+}
+
+/// A KIP-848 member joins `group` subscribed to `topics` (member epoch 0); at v1 it brings its
+/// own member id.
+pub(crate) fn kip848_join(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    topics: &[&str],
+) -> ConsumerGroupHeartbeatResponse {
+    kip848_join_with_timeout(wire, version, group, topics, 5000)
+}
+
+/// `kip848_join` with the member's rebalance timeout: how long it may take to revoke.
+pub(crate) fn kip848_join_with_timeout(
+    wire: &mut Wire,
+    version: i16,
+    group: &str,
+    topics: &[&str],
+    rebalance_timeout_ms: i32,
+) -> ConsumerGroupHeartbeatResponse {
+    let member_id = if version >= 1 {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        String::new()
+    };
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(group_id(group))
+        .with_member_id(text(&member_id))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(rebalance_timeout_ms)
+        .with_subscribed_topic_names(Some(topics.iter().map(|t| topic_name(t)).collect()))
+        .with_topic_partitions(Some(vec![]));
+    let response = wire.call(version, &request);
+    assert_eq!(response.error_code, code::NONE, "{response:?}");
+    response
 }
