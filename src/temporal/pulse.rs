@@ -19,6 +19,7 @@
 use std::collections::HashSet;
 
 use kairos_storage::batch::Batches;
+use kairos_storage::builder::RecordSpec;
 use kairos_storage::record::RecordBytes;
 use kairos_storage::{AppendOrigin, Error, Log};
 
@@ -80,20 +81,17 @@ pub fn fire_due(
         if due.is_empty() {
             return Ok(report);
         }
-        let mut fires = Vec::with_capacity(due.len());
+        // Batches of fires, each within `max.message.bytes` (an oversized batch would fail
+        // every time and the backlog would never drain), appended together: one append and one
+        // fsync per step however large the backlog slice.
+        let mut batches: Vec<Vec<RecordSpec>> = vec![Vec::new()];
         let mut fired = Vec::with_capacity(due.len());
         let mut keys = Vec::with_capacity(due.len());
-        // One batch must fit `max.message.bytes`, or the append would fail every time and
-        // the backlog would never drain: what does not fit goes back for the next step.
         let budget = batch_budget(log);
         let mut bytes = 0;
         let offsets: Vec<i64> = due.iter().map(|e| e.offset).collect();
         let sources = read_records(log, &offsets)?;
         for entry in due {
-            if bytes >= budget {
-                indexer.index_mut().retry(&entry);
-                continue;
-            }
             if unstable.contains(&entry.id) {
                 report.waiting += 1;
                 indexer.index_mut().retry(&entry);
@@ -110,23 +108,28 @@ pub fn fire_due(
                 {
                     let fire = fire_record(config, &entry, source);
                     let size = record_size_bound(&fire);
-                    if bytes + size > budget && !fires.is_empty() {
-                        bytes = budget;
-                        indexer.index_mut().retry(&entry);
-                        continue;
+                    if bytes + size > budget && batches.last().is_some_and(|b| !b.is_empty()) {
+                        batches.push(Vec::new());
+                        bytes = 0;
                     }
                     bytes += size;
-                    fires.push(fire);
+                    if let Some(batch) = batches.last_mut() {
+                        batch.push(fire);
+                    }
                     fired.push(entry);
                     keys.push(source.key.clone().unwrap_or_default());
                 }
                 _ => report.stale += 1,
             }
         }
-        if fires.is_empty() {
+        if fired.is_empty() {
             return Ok(report);
         }
-        let mut batch = fire_batch(fires);
+        let mut batch: Vec<u8> = batches
+            .into_iter()
+            .filter(|fires| !fires.is_empty())
+            .flat_map(fire_batch)
+            .collect();
         match log.append_if_end_is(&mut batch, AppendOrigin::Coordinator, now_ms, 0, end) {
             Ok(_) => {
                 // The batch was appended at `end`, its records at consecutive offsets.
@@ -162,7 +165,7 @@ fn batch_budget(log: &Log) -> usize {
 }
 
 /// An upper bound of a record's encoded size (varint lengths and deltas included).
-fn record_size_bound(record: &kairos_storage::builder::RecordSpec) -> usize {
+fn record_size_bound(record: &RecordSpec) -> usize {
     let headers: usize = record
         .headers
         .iter()
