@@ -18,3 +18,4 @@ mod regression;
 mod temporal;
 mod temporal_crash;
 mod temporal_state;
+mod transactions;

@@ -14,7 +14,7 @@ mod consumer_protocol;
 mod consumer_protocol_raw;
 mod member;
 mod offsets;
-mod raw;
+pub(crate) mod raw;
 mod restart;
 mod transactions;
 
