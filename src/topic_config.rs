@@ -215,7 +215,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         ConfigType::String,
         None,
         &[],
-        "Where fires go; only the topic itself is implemented (the default).",
+        "Topic whose partition of the same number receives the fires; the topic itself if unset.",
     ),
     TopicConfigDef {
         // Only `producer` is implemented: the stored bytes are the producer's. Any other value
@@ -283,13 +283,15 @@ fn parse_temporal(configs: &TopicOverrides) -> Result<Option<TemporalConfig>, St
 pub fn validate_topic(topic: &str, configs: &TopicOverrides) -> Result<(), ApiError> {
     let invalid = |message: String| ApiError::new(ResponseError::InvalidConfig, message);
     let temporal = parse_temporal(configs).map_err(invalid)?;
-    if let Some(target) = temporal.and_then(|t| t.target_topic)
-        && target != topic
-    {
-        return Err(invalid(format!(
-            "temporal.target.topic {target:?}: firing into another topic is not implemented yet; \
-             leave it unset to fire into {topic:?}"
-        )));
+    if let Some(target) = temporal.as_ref().and_then(|t| t.target_of(topic)) {
+        crate::controller::validate_topic_name(target)
+            .map_err(|e| invalid(format!("temporal.target.topic: {}", e.message.unwrap_or_default())))?;
+        // Only their coordinators write internal topics (ARCHITECTURE: internal topics).
+        if crate::coordinator::is_internal_topic(target) {
+            return Err(invalid(format!(
+                "temporal.target.topic {target:?}: fires cannot go to an internal topic"
+            )));
+        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::due_index::DueIndex;
 use super::due_state::{FiredValue, StateKey};
 use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET};
 use super::indexer::{FiredChange, PartitionIndexer};
-use super::pulse::fire_due;
+use super::pulse::{FireTarget, fire_due};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -119,7 +119,7 @@ fn fires(log: &Log) -> Vec<Fired> {
 fn step(f: &mut Fixture, now: i64) -> usize {
     let mut fired = 0;
     loop {
-        let report = fire_due(&f.log, &mut f.indexer, &f.config, now, 10_000).unwrap();
+        let report = fire_due(&f.log, FireTarget::Source, &mut f.indexer, &f.config, now, 10_000).unwrap();
         fired += report.fired;
         let mut changes = f.indexer.take_changes();
         changes.extend(report.fires);
@@ -165,7 +165,7 @@ fn rebuild(f: &mut Fixture) {
             field: f.config.fields[usize::from(*field)].as_str().to_owned(),
             key: key.clone(),
         };
-        f.indexer.restore_state(&f.config, &state, *value);
+        f.indexer.restore_state(&f.config, &state, *value, false);
     }
 }
 
@@ -324,7 +324,7 @@ fn aborted_transactions_never_fire_and_open_ones_wait() {
         .log
         .append(&mut txn(2, "waits", 50), AppendOrigin::Client, 1, 0)
         .unwrap();
-    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 100).unwrap();
+    let report = fire_due(&f.log, FireTarget::Source, &mut f.indexer, &f.config, 100, 100).unwrap();
     assert_eq!(
         (report.fired, report.waiting),
         (0, 1),
@@ -385,7 +385,7 @@ fn a_producer_update_racing_a_fire_wins() {
 fn a_fire_whose_state_record_was_lost_is_recorded_again_by_the_replay() {
     let mut f = compacted_fixture("/at");
     put(&f.log, "p", Some(r#"{"at":10,"price":1}"#));
-    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 10_000).unwrap();
+    let report = fire_due(&f.log, FireTarget::Source, &mut f.indexer, &f.config, 100, 10_000).unwrap();
     assert_eq!(report.fired, 1);
     let _ = f.indexer.take_changes();
     drop(report.fires);
@@ -457,7 +457,7 @@ fn a_rebuild_hands_over_fired_state_in_bounded_slices() {
     f.indexer = PartitionIndexer::new(0, DueIndex::new());
     let mut slices = Vec::new();
     loop {
-        let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 10_000).unwrap();
+        let report = fire_due(&f.log, FireTarget::Source, &mut f.indexer, &f.config, 100, 10_000).unwrap();
         assert_eq!(report.fired, 0);
         let changes = f.indexer.take_changes();
         assert!(changes.len() <= super::indexer::CHANGES_MAX);
@@ -490,7 +490,7 @@ fn a_backlog_larger_than_one_batch_is_split_into_batches_that_fit() {
             Some(&format!(r#"{{"due":50,"pad":"{padding}"}}"#)),
         );
     }
-    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 10_000).unwrap();
+    let report = fire_due(&f.log, FireTarget::Source, &mut f.indexer, &f.config, 100, 10_000).unwrap();
     assert_eq!(report.fired, 100);
     assert_eq!(fires(&f.log).len(), 100);
     let data = f.log.read(100, 1 << 24, None).unwrap();
