@@ -284,8 +284,12 @@ pub fn validate_topic(topic: &str, configs: &TopicOverrides) -> Result<(), ApiEr
     let invalid = |message: String| ApiError::new(ResponseError::InvalidConfig, message);
     let temporal = parse_temporal(configs).map_err(invalid)?;
     if let Some(target) = temporal.as_ref().and_then(|t| t.target_of(topic)) {
-        crate::controller::validate_topic_name(target)
-            .map_err(|e| invalid(format!("temporal.target.topic: {}", e.message.unwrap_or_default())))?;
+        crate::controller::validate_topic_name(target).map_err(|e| {
+            invalid(format!(
+                "temporal.target.topic: {}",
+                e.message.unwrap_or_default()
+            ))
+        })?;
         // Only their coordinators write internal topics (ARCHITECTURE: internal topics).
         if crate::coordinator::is_internal_topic(target) {
             return Err(invalid(format!(

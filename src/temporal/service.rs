@@ -73,9 +73,9 @@ use parking_lot::Mutex;
 
 use super::config::TemporalConfig;
 use super::due_index::DueIndex;
+use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC};
 use super::indexer::{FiredChange, PartitionIndexer};
 use super::metrics::DueMetrics;
-use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC};
 use super::pulse::{FireTarget, fire_due};
 use super::snapshot;
 use super::state_log::DueStateLog;
