@@ -282,8 +282,12 @@ fn parse_temporal(configs: &TopicOverrides) -> Result<Option<TemporalConfig>, St
 /// INVALID_CONFIG naming the problem.
 pub fn validate_topic(topic: &str, configs: &TopicOverrides) -> Result<(), ApiError> {
     let invalid = |message: String| ApiError::new(ResponseError::InvalidConfig, message);
-    let temporal = parse_temporal(configs).map_err(invalid)?;
-    if let Some(target) = temporal.as_ref().and_then(|t| t.target_of(topic)) {
+    let _ = parse_temporal(configs).map_err(invalid)?;
+    // Checked even while `temporal.fields` is unset: the value would be refused once it is.
+    if let Some(target) = configs
+        .get("temporal.target.topic")
+        .filter(|t| !t.is_empty() && *t != topic)
+    {
         crate::controller::validate_topic_name(target).map_err(|e| {
             invalid(format!(
                 "temporal.target.topic: {}",
