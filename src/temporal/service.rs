@@ -223,7 +223,7 @@ impl DueService {
                 // A partition re-indexed below gets its new limit there; one no longer indexed
                 // fires nothing more, and all its fires' state is recorded: no limit.
                 if wanted.is_none() {
-                    tracked.log.set_clean_limit(i64::MAX);
+                    released.push(Arc::clone(&tracked.log));
                 }
                 // Its target mark goes with it; the target's limit is recomputed below.
                 if let Some(log) = tracked.target_log.take() {
@@ -232,9 +232,6 @@ impl DueService {
             }
             keep
         });
-        for log in released {
-            log.set_clean_limit(i64::MAX);
-        }
         for (tp, (topic_id, key, config)) in want {
             let target = targets.get(&tp.topic).cloned().flatten();
             // Fires go to the partition of the same number, or wait for it; never elsewhere.
@@ -245,11 +242,14 @@ impl DueService {
                 // A patch or target change takes effect at once; selectors and format re-index
                 // (above). Fires already appended elsewhere keep their fired state.
                 tracked.config = config;
-                tracked.target = target;
-                if let (Some(old), None) = (&tracked.target_log, &target_log) {
-                    old.set_clean_limit(i64::MAX);
+                // A new target waits until the mark on the old one is gone (its fires' state
+                // recorded): the mark and its clean limit belong to the old target.
+                if tracked.target_mark.is_none() || tracked.target == target {
+                    tracked.target = target;
+                    if let Some(old) = std::mem::replace(&mut tracked.target_log, target_log) {
+                        released.push(old);
+                    }
                 }
-                tracked.target_log = target_log;
                 continue;
             }
             let Some(log) = logs.get(&tp) else { continue };
@@ -286,7 +286,7 @@ impl DueService {
                 },
             );
         }
-        apply_clean_limits(&partitions);
+        apply_clean_limits(&partitions, released);
     }
 
     /// The target mark's file (rule 4 of the module docs): one per source partition, beside
@@ -506,7 +506,7 @@ impl DueService {
                 (a, b) => a.or(b),
             };
         }
-        apply_clean_limits(&partitions);
+        apply_clean_limits(&partitions, Vec::new());
         let _ = self.metrics.fires.inc_by(pass.fired as u64);
         let _ = self
             .metrics
@@ -587,7 +587,7 @@ impl DueService {
                 && cursor > tracked.snapshot_cursor
             {
                 tracked.snapshot_cursor = cursor;
-                apply_clean_limits(&partitions);
+                apply_clean_limits(&partitions, Vec::new());
             }
         }
     }
@@ -597,6 +597,7 @@ impl DueService {
     /// tombstone lost to a crash here never leaks state into it.
     pub fn on_topic_deleted(&self, topic: &TopicMetadata) {
         let mut partitions = self.partitions.lock();
+        let mut released = Vec::new();
         partitions.retain(|tp, tracked| {
             let deleted = tp.topic == topic.name && tracked.topic_id == topic.topic_id;
             if deleted {
@@ -606,12 +607,11 @@ impl DueService {
                     &tracked.index_key,
                 ));
                 let _ = std::fs::remove_file(self.mark_path(tp, tracked.topic_id));
-                if let Some(target) = &tracked.target_log {
-                    target.set_clean_limit(i64::MAX);
-                }
+                released.extend(tracked.target_log.take());
             }
             !deleted
         });
+        apply_clean_limits(&partitions, released);
         for partition in 0..topic.partitions {
             match self.state.forget(topic.topic_id, partition) {
                 Ok(0) => {}
@@ -680,7 +680,9 @@ impl DueService {
 /// Sets the clean limit of every log the service constrains: a tracked partition's is its
 /// snapshot cursor (rule 3), lowered to the target mark of any partition firing into it
 /// (rule 4); a target partition that is not tracked itself has only the marks, or none.
-fn apply_clean_limits(partitions: &HashMap<TopicPartition, Tracked>) {
+/// `released` logs (no longer tracked, or no longer a target) lose their limit unless one of
+/// these still applies: a log is never left without the limit it needs, not even for a moment.
+fn apply_clean_limits(partitions: &HashMap<TopicPartition, Tracked>, released: Vec<Arc<Log>>) {
     let mut limits: HashMap<TopicPartition, (Arc<Log>, i64)> = HashMap::new();
     for (tp, tracked) in partitions {
         let _ = limits.insert(
@@ -697,6 +699,11 @@ fn apply_clean_limits(partitions: &HashMap<TopicPartition, Tracked>) {
             .entry(TopicPartition::new(target.clone(), tp.partition))
             .or_insert_with(|| (Arc::clone(log), i64::MAX));
         entry.1 = entry.1.min(mark);
+    }
+    for log in released {
+        if !limits.values().any(|(kept, _)| Arc::ptr_eq(kept, &log)) {
+            log.set_clean_limit(i64::MAX);
+        }
     }
     for (log, limit) in limits.into_values() {
         log.set_clean_limit(limit);
