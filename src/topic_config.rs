@@ -215,7 +215,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         ConfigType::String,
         None,
         &[],
-        "Where fires go; only the topic itself is implemented (the default).",
+        "Topic whose partition of the same number receives the fires; the topic itself if unset.",
     ),
     TopicConfigDef {
         // Only `producer` is implemented: the stored bytes are the producer's. Any other value
@@ -282,14 +282,24 @@ fn parse_temporal(configs: &TopicOverrides) -> Result<Option<TemporalConfig>, St
 /// INVALID_CONFIG naming the problem.
 pub fn validate_topic(topic: &str, configs: &TopicOverrides) -> Result<(), ApiError> {
     let invalid = |message: String| ApiError::new(ResponseError::InvalidConfig, message);
-    let temporal = parse_temporal(configs).map_err(invalid)?;
-    if let Some(target) = temporal.and_then(|t| t.target_topic)
-        && target != topic
+    let _ = parse_temporal(configs).map_err(invalid)?;
+    // Checked even while `temporal.fields` is unset: the value would be refused once it is.
+    if let Some(target) = configs
+        .get("temporal.target.topic")
+        .filter(|t| !t.is_empty() && *t != topic)
     {
-        return Err(invalid(format!(
-            "temporal.target.topic {target:?}: firing into another topic is not implemented yet; \
-             leave it unset to fire into {topic:?}"
-        )));
+        crate::controller::validate_topic_name(target).map_err(|e| {
+            invalid(format!(
+                "temporal.target.topic: {}",
+                e.message.unwrap_or_default()
+            ))
+        })?;
+        // Only their coordinators write internal topics (ARCHITECTURE: internal topics).
+        if crate::coordinator::is_internal_topic(target) {
+            return Err(invalid(format!(
+                "temporal.target.topic {target:?}: fires cannot go to an internal topic"
+            )));
+        }
     }
     Ok(())
 }

@@ -45,6 +45,13 @@ impl TemporalConfig {
             target_topic,
         }))
     }
+
+    /// The topic that `topic`'s fires go to when it is another one; `None` fires into `topic`
+    /// itself (naming the topic itself is the same as leaving the config unset).
+    #[must_use]
+    pub fn target_of(&self, topic: &str) -> Option<&str> {
+        self.target_topic.as_deref().filter(|t| *t != topic)
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,8 @@
 //! value v0: version        u16  0
 //!           due_at_ms      i64  the due time that fired
 //!           source_offset  i64  offset of the version the fire reflected
-//!           fire_offset    i64  offset of the fire record in the source partition
+//!           fire_offset    i64  offset of the fire record in the partition it went to: the
+//!                               source partition, or its target topic's partition
 //! ```
 //!
 //! All records of one source partition go to one `__due_state` partition

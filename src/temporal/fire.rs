@@ -1,7 +1,8 @@
 //! Building the record a due entity fires: key = the entity key; value = its latest committed
 //! value with the field's merge patch applied; timestamp = the due time; headers = the source
 //! version's headers (minus earlier `kairos.*` due headers) plus `kairos.due.field`,
-//! `kairos.due.at` (decimal epoch ms) and `kairos.source.offset`.
+//! `kairos.due.at` (decimal epoch ms) and `kairos.source.offset`; a fire into a
+//! `temporal.target.topic` also gets `kairos.source.topic` (the pulse adds it).
 
 use std::collections::HashMap;
 
@@ -19,6 +20,10 @@ pub const HEADER_DUE_FIELD: &str = "kairos.due.field";
 pub const HEADER_DUE_AT: &str = "kairos.due.at";
 /// Header with the offset of the version the fire reflects.
 pub const HEADER_SOURCE_OFFSET: &str = "kairos.source.offset";
+
+/// Header naming the topic the fire's source version is in; only on fires appended to a
+/// `temporal.target.topic` (a fire into the topic itself is its own source).
+pub const HEADER_SOURCE_TOPIC: &str = "kairos.source.topic";
 
 /// One record of the log, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +120,13 @@ pub fn fire_record(config: &TemporalConfig, entry: &DueEntry, source: &SourceRec
         .headers
         .iter()
         .filter(|(k, _)| {
-            ![HEADER_DUE_FIELD, HEADER_DUE_AT, HEADER_SOURCE_OFFSET].contains(&k.as_str())
+            ![
+                HEADER_DUE_FIELD,
+                HEADER_DUE_AT,
+                HEADER_SOURCE_OFFSET,
+                HEADER_SOURCE_TOPIC,
+            ]
+            .contains(&k.as_str())
         })
         .cloned()
         .collect();

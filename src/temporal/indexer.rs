@@ -11,6 +11,11 @@
 //! the owner to write to `__due_state` ([`super::due_state`]). Only changes are queued, so the
 //! fire records the pulse appended itself (already recorded) queue nothing; the ones a crash
 //! left without their state record do, and the owner writes them on the next step.
+//!
+//! A record with `kairos.source.topic` is a fire *from another topic* (this one is its
+//! `temporal.target.topic`): it is a version of this topic's entity like any other, not
+//! evidence that this topic fired. A topic with a target never meets its own fires here; the
+//! due service hands the ones a crash left unrecorded to [`PartitionIndexer::restore_fire`].
 
 use kairos_storage::batch::{Batches, RecordBatchHeader};
 use kairos_storage::record::RecordBytes;
@@ -20,7 +25,7 @@ use super::config::TemporalConfig;
 use super::due_index::{DueIndex, EntityId};
 use super::due_state::{FiredValue, StateKey};
 use super::extract::{FieldValue, extract};
-use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET};
+use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC};
 
 /// Counters of one partition's indexing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,24 +133,57 @@ impl PartitionIndexer {
     /// Applies one `__due_state` record (in log order) before the log is replayed: the fired
     /// state of a field still configured, or its tombstone. Loaded entities hold no pending
     /// entry; replaying the log queues what is still due.
+    ///
+    /// `fires_elsewhere`: the topic has a target topic, so `fire_offset` is an offset there and
+    /// the slot takes the source version's offset instead (a slot's offset is in this log).
     pub fn restore_state(
         &mut self,
         config: &TemporalConfig,
         state: &StateKey,
         value: Option<FiredValue>,
+        fires_elsewhere: bool,
     ) {
         let Some(field) = config.fields.iter().position(|f| f.as_str() == state.field) else {
             return;
         };
         let id = EntityId::new(&state.key, u8::try_from(field).unwrap_or(u8::MAX));
         match value {
-            Some(value) => self
-                .index
-                .restore_fired(id, value.due_at_ms, value.fire_offset.max(0)),
+            Some(value) => {
+                let offset = if fires_elsewhere {
+                    value.source_offset
+                } else {
+                    value.fire_offset
+                };
+                self.index.restore_fired(id, value.due_at_ms, offset.max(0));
+            }
             None => {
                 let _ = self.index.remove(id);
             }
         }
+    }
+
+    /// A fire of this partition found in its target topic (`fire_offset` is there) after a
+    /// crash may have lost its fired-state record: restores it, and queues the change to be
+    /// recorded if it is one. `source_offset` is the version it reflected, in this log.
+    pub fn restore_fire(
+        &mut self,
+        key: &[u8],
+        field: u8,
+        due_ms: i64,
+        source_offset: i64,
+        fire_offset: i64,
+    ) {
+        let id = EntityId::new(key, field);
+        if self.index.fired_of(id) != Some(due_ms) {
+            self.changes.push(FiredChange::Fired {
+                key: key.to_vec(),
+                field,
+                due_ms,
+                source_offset,
+                fire_offset,
+            });
+        }
+        self.index.restore_fired(id, due_ms, source_offset.max(0));
     }
 
     /// Offset of the first malformed field, if any.
@@ -279,6 +317,8 @@ impl PartitionIndexer {
         let mut source = None;
         for (name, value) in record.headers() {
             match name {
+                // Another topic's fire: a plain version here (see the module docs).
+                n if n == HEADER_SOURCE_TOPIC.as_bytes() => return,
                 n if n == HEADER_DUE_FIELD.as_bytes() => field = value,
                 n if n == HEADER_DUE_AT.as_bytes() => due_at = value,
                 n if n == HEADER_SOURCE_OFFSET.as_bytes() => source = value,

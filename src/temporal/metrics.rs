@@ -1,5 +1,6 @@
 //! Due index metrics (DESIGN §5.10): entities, backlog (due but not yet fired), the age of the
-//! oldest backlog entry, fires, malformed fields, null keys, and wake-up lateness.
+//! oldest backlog entry, fires, malformed fields, null keys, wake-up lateness, and fires held
+//! back (a missing target partition, failed appends).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -23,6 +24,12 @@ pub struct DueMetrics {
     pub null_keys: Gauge,
     /// Fire time minus due time, seconds.
     pub lateness_seconds: Histogram,
+    /// Partitions with due fires that cannot be appended now because their target partition
+    /// does not exist (target topic missing, or with fewer partitions); retried with backoff.
+    pub blocked_partitions: Gauge,
+    /// Pulse steps whose fires could not be appended (target missing, storage error, record
+    /// too large); each is retried with backoff, never dropped.
+    pub append_failures: Counter,
 }
 
 impl DueMetrics {
@@ -37,6 +44,8 @@ impl DueMetrics {
             null_keys: Gauge::default(),
             // 0.1 ms to ~3.3 s.
             lateness_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            blocked_partitions: Gauge::default(),
+            append_failures: Counter::default(),
         };
         let due = registry.sub_registry_with_prefix("due");
         due.register("fires", "Due fires appended", metrics.fires.clone());
@@ -69,6 +78,16 @@ impl DueMetrics {
             "lateness_seconds",
             "Fire time minus due time",
             metrics.lateness_seconds.clone(),
+        );
+        due.register(
+            "blocked_partitions",
+            "Partitions whose due fires wait for their target partition to exist",
+            metrics.blocked_partitions.clone(),
+        );
+        due.register(
+            "append_failures",
+            "Pulse steps whose fires could not be appended and are retried",
+            metrics.append_failures.clone(),
         );
         metrics
     }

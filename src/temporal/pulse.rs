@@ -14,6 +14,15 @@
 //! behind (it stopped early to hand over fired-state changes): the decision needs the latest
 //! version of every key.
 //!
+//! With `temporal.target.topic`, fires go to the partition of the same number in the target
+//! topic ([`FireTarget::Topic`]). The decision is still made against the *source* log: the
+//! fires are appended to the target inside [`Log::while_end_is`] on the source, so they land
+//! only if no version was appended to the source since the decision, exactly as
+//! `append_if_end_is` does for the same-topic path. The pulse is then the only holder of two
+//! log locks at once (source, then target); producers and coordinators hold one at a time, and
+//! the pulse is a single task, so the two cannot deadlock. A topic whose target is itself is
+//! the same-topic path (never two locks on one log).
+//!
 //! The async task that sleeps until the next due time and calls this is the broker's.
 
 use std::collections::HashSet;
@@ -25,7 +34,7 @@ use kairos_storage::{AppendOrigin, Error, Log};
 
 use super::config::TemporalConfig;
 use super::due_index::{DueEntry, EntityId};
-use super::fire::{fire_batch, fire_record, read_records};
+use super::fire::{HEADER_SOURCE_TOPIC, fire_batch, fire_record, read_records};
 use super::indexer::{FiredChange, PartitionIndexer};
 
 /// Attempts per step before yielding to foreground appends that keep moving the log end.
@@ -50,13 +59,45 @@ pub struct FireReport {
     pub behind: bool,
 }
 
-/// One pulse step for `log` (fires go to the same partition). See the module docs.
+/// Where a step appends its fires.
+pub enum FireTarget<'a> {
+    /// The source partition itself (no `temporal.target.topic`).
+    Source,
+    /// The partition of the same number in another topic.
+    Topic {
+        /// The source topic's name, written as `kairos.source.topic` on every fire: it tells
+        /// consumers what `kairos.source.offset` refers to, tells the target's own indexer
+        /// (if the target is temporal too) that the fire is not one of its own, and lets
+        /// recovery find the fires a crash left unrecorded.
+        source_topic: &'a str,
+        /// The target partition's log.
+        log: &'a Log,
+        /// Called with the target's log end before fires are appended there (the fires land
+        /// at or after it): the caller notes durably where to look after a crash.
+        before_append: &'a mut dyn FnMut(i64) -> kairos_storage::Result<()>,
+    },
+}
+
+impl std::fmt::Debug for FireTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Source => f.write_str("Source"),
+            Self::Topic { source_topic, .. } => f
+                .debug_struct("Topic")
+                .field("source_topic", source_topic)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// One pulse step for `log`, firing into `target`. See the module docs.
 ///
 /// # Errors
 /// Storage errors; popped entries are put back first, so nothing is lost and the caller retries
 /// with backoff.
 pub fn fire_due(
     log: &Log,
+    mut target: FireTarget<'_>,
     indexer: &mut PartitionIndexer,
     config: &TemporalConfig,
     now_ms: i64,
@@ -87,7 +128,14 @@ pub fn fire_due(
         let mut batches: Vec<Vec<RecordSpec>> = vec![Vec::new()];
         let mut fired = Vec::with_capacity(due.len());
         let mut keys = Vec::with_capacity(due.len());
-        let budget = batch_budget(log);
+        let (budget, source_topic) = match &target {
+            FireTarget::Source => (batch_budget(log), None),
+            FireTarget::Topic {
+                source_topic,
+                log: target,
+                ..
+            } => (batch_budget(target), Some(*source_topic)),
+        };
         let mut bytes = 0;
         let offsets: Vec<i64> = due.iter().map(|e| e.offset).collect();
         let sources = read_records(log, &offsets)?;
@@ -106,7 +154,11 @@ pub fn fire_due(
                         .map(|k| EntityId::new(k, entry.id.field()))
                         == Some(entry.id) =>
                 {
-                    let fire = fire_record(config, &entry, source);
+                    let mut fire = fire_record(config, &entry, source);
+                    if let Some(topic) = source_topic {
+                        fire.headers
+                            .push((HEADER_SOURCE_TOPIC.into(), Some(topic.as_bytes().to_vec())));
+                    }
                     let size = record_size_bound(&fire);
                     if bytes + size > budget && batches.last().is_some_and(|b| !b.is_empty()) {
                         batches.push(Vec::new());
@@ -130,10 +182,30 @@ pub fn fire_due(
             .filter(|fires| !fires.is_empty())
             .flat_map(fire_batch)
             .collect();
-        match log.append_if_end_is(&mut batch, AppendOrigin::Coordinator, now_ms, 0, end) {
-            Ok(_) => {
-                // The batch was appended at `end`, its records at consecutive offsets.
-                for ((entry, key), fire_offset) in fired.iter().zip(keys).zip(end..) {
+        let appended = match &mut target {
+            // Appended at `end` if at all.
+            FireTarget::Source => log
+                .append_if_end_is(&mut batch, AppendOrigin::Coordinator, now_ms, 0, end)
+                .map(|_| end),
+            FireTarget::Topic {
+                log: target,
+                before_append,
+                ..
+            } => match before_append(target.log_end_offset()) {
+                // Not under the source lock: the caller's note may fsync, and producers of the
+                // source would wait for it.
+                Ok(()) => log.while_end_is(end, || {
+                    target
+                        .append(&mut batch, AppendOrigin::Coordinator, now_ms, 0)
+                        .map(|outcome| first_offset(&outcome))
+                }),
+                Err(e) => Err(e),
+            },
+        };
+        match appended {
+            Ok(first) => {
+                // The batches were appended together, their records at consecutive offsets.
+                for ((entry, key), fire_offset) in fired.iter().zip(keys).zip(first..) {
                     let _ = indexer.index_mut().fired(entry);
                     report.lateness_ms.push(now_ms - entry.due_ms);
                     report.fires.push(FiredChange::Fired {
@@ -155,6 +227,13 @@ pub fn fire_due(
         }
     }
     Ok(report)
+}
+
+fn first_offset(outcome: &kairos_storage::AppendOutcome) -> i64 {
+    match outcome {
+        kairos_storage::AppendOutcome::Appended(info) => info.first_offset,
+        kairos_storage::AppendOutcome::Duplicate { first_offset, .. } => *first_offset,
+    }
 }
 
 /// Bytes of records one fire batch may hold: `max.message.bytes` less the batch header.

@@ -34,6 +34,21 @@
 //!    cursor of its durable snapshot, or the offset the index was rebuilt from when there is
 //!    none. It is set when the partition is tracked, before the cleaner's first pass.
 //!
+//! 4. **A target topic keeps a mark.** With `temporal.target.topic` the fires go to the target's
+//!    partition of the same number, so the source log holds no fire records and rule 1's
+//!    "still in the log for the replay" needs the target. Before a step appends fires there,
+//!    the target's log end is written durably as the partition's *target mark* (a small file
+//!    beside the snapshots), and the target's clean limit is lowered to it; once the step's
+//!    fired state is durable in `__due_state`, the mark is removed durably and the limit is
+//!    released. At load, a partition with a mark reads the target from the mark on and
+//!    restores every fire carrying `kairos.source.topic` = this topic (they are all this
+//!    partition's: the target partition has the same number), queuing the changes so they are
+//!    recorded on the first step. Only fires since the mark are read, and only while the mark
+//!    exists are any of them unrecorded, so an entity forgotten (tombstoned) after an older,
+//!    recorded fire is never restored from it. The source's own clean limit (rule 3) is
+//!    unchanged: what compaction removes from the source still lies below a snapshot. A log
+//!    that is both a temporal partition and a target gets the lower of the two limits.
+//!
 //! After a kill -9 at any instant: with a snapshot, the log from its cursor on is intact
 //! (rule 3), so replaying it rebuilds the index exactly, and a fire whose state record was lost
 //! is met again: it changes the fired state, so its record is written then. Without a
@@ -51,14 +66,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kairos_storage::batch::Batches;
+use kairos_storage::record::RecordBytes;
 use kairos_storage::{Log, LogManager, TopicPartition};
 use parking_lot::Mutex;
 
 use super::config::TemporalConfig;
 use super::due_index::DueIndex;
+use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC};
 use super::indexer::{FiredChange, PartitionIndexer};
 use super::metrics::DueMetrics;
-use super::pulse::fire_due;
+use super::pulse::{FireTarget, fire_due};
 use super::snapshot;
 use super::state_log::DueStateLog;
 use crate::metadata::TopicMetadata;
@@ -86,6 +104,13 @@ struct Tracked {
     /// Fired-state changes whose recording failed; retried before the partition fires again,
     /// and no snapshot is written while any wait (rule 2).
     unflushed: Vec<FiredChange>,
+    /// `temporal.target.topic` when it is another topic.
+    target: Option<String>,
+    /// The target topic's partition of the same number, resolved at every sync; `None` while
+    /// it does not exist (the fires wait, counted in `due_blocked_partitions`).
+    target_log: Option<Arc<Log>>,
+    /// The target mark (rule 4 of the module docs), while one is outstanding.
+    target_mark: Option<i64>,
 }
 
 impl std::fmt::Debug for Tracked {
@@ -141,8 +166,12 @@ pub struct DueService {
 #[derive(Debug, Clone, Copy, Default)]
 struct Pass {
     fired: usize,
+    /// Fires appended to a target topic: its own indexer (if temporal) has new versions.
+    fired_elsewhere: usize,
     next_due: Option<i64>,
     failed: bool,
+    /// Partitions with due fires whose target partition does not exist.
+    blocked: usize,
 }
 
 impl DueService {
@@ -161,11 +190,16 @@ impl DueService {
     pub fn sync(&self, topics: &[Arc<TopicMetadata>], logs: &LogManager) {
         let mut want: HashMap<TopicPartition, (uuid::Uuid, String, Arc<TemporalConfig>)> =
             HashMap::new();
+        let mut targets: HashMap<String, Option<String>> = HashMap::new();
         for topic in topics {
             let Some(config) = topic_config::temporal_config(&topic.configs) else {
                 continue;
             };
             let key = index_key(&topic.configs);
+            let _ = targets.insert(
+                topic.name.clone(),
+                config.target_of(&topic.name).map(str::to_owned),
+            );
             let config = Arc::new(config);
             for partition in 0..topic.partitions {
                 let _ = want.insert(
@@ -175,6 +209,7 @@ impl DueService {
             }
         }
         let mut partitions = self.partitions.lock();
+        let mut released = Vec::new();
         partitions.retain(|tp, tracked| {
             let wanted = want.get(tp);
             let keep = wanted
@@ -188,24 +223,53 @@ impl DueService {
                 // A partition re-indexed below gets its new limit there; one no longer indexed
                 // fires nothing more, and all its fires' state is recorded: no limit.
                 if wanted.is_none() {
-                    tracked.log.set_clean_limit(i64::MAX);
+                    released.push(Arc::clone(&tracked.log));
+                }
+                // Its target mark goes with it; the target's limit is recomputed below.
+                if let Some(log) = tracked.target_log.take() {
+                    released.push(log);
                 }
             }
             keep
         });
         for (tp, (topic_id, key, config)) in want {
+            let target = targets.get(&tp.topic).cloned().flatten();
+            // Fires go to the partition of the same number, or wait for it; never elsewhere.
+            let target_log = target
+                .as_ref()
+                .and_then(|t| logs.get(&TopicPartition::new(t.clone(), tp.partition)));
             if let Some(tracked) = partitions.get_mut(&tp) {
-                // A patch change takes effect at once; selectors and format re-index (above).
+                // A patch or target change takes effect at once; selectors and format re-index
+                // (above). Fires already appended elsewhere keep their fired state.
                 tracked.config = config;
+                // A new target waits until the mark on the old one is gone (its fires' state
+                // recorded): the mark and its clean limit belong to the old target.
+                if tracked.target_mark.is_none() || tracked.target == target {
+                    tracked.target = target;
+                    if let Some(old) = std::mem::replace(&mut tracked.target_log, target_log) {
+                        released.push(old);
+                    }
+                }
                 continue;
             }
             let Some(log) = logs.get(&tp) else { continue };
-            let Some((indexer, snapshot_cursor)) =
-                self.load_indexer(&tp, topic_id, &key, &config, &log)
+            let Some((mut indexer, snapshot_cursor)) =
+                self.load_indexer(&tp, topic_id, &key, &config, &log, target.is_some())
             else {
                 continue;
             };
             log.set_clean_limit(snapshot_cursor);
+            // Rule 4: fires a crash left in the target without their fired state.
+            let target_mark = read_mark(&self.mark_path(&tp, topic_id));
+            if let (Some(mark), Some(target_log)) = (target_mark, &target_log) {
+                target_log.set_clean_limit(mark.min(target_log.clean_limit()));
+                if let Err(error) =
+                    restore_target_fires(&mut indexer, &config, &tp.topic, target_log, mark)
+                {
+                    tracing::warn!(%tp, %error, "cannot read the target topic; the partition waits");
+                    continue;
+                }
+            }
             let _ = partitions.insert(
                 tp,
                 Tracked {
@@ -216,9 +280,20 @@ impl DueService {
                     indexer,
                     snapshot_cursor,
                     unflushed: Vec::new(),
+                    target,
+                    target_log,
+                    target_mark,
                 },
             );
         }
+        apply_clean_limits(&partitions, released);
+    }
+
+    /// The target mark's file (rule 4 of the module docs): one per source partition, beside
+    /// the snapshots.
+    fn mark_path(&self, tp: &TopicPartition, topic_id: uuid::Uuid) -> PathBuf {
+        self.snapshot_dir
+            .join(format!("{}-{topic_id}.target-mark", tp.dir_name()))
     }
 
     fn snapshot_path(&self, tp: &TopicPartition, topic_id: uuid::Uuid, key: &str) -> PathBuf {
@@ -240,6 +315,7 @@ impl DueService {
         key: &str,
         config: &TemporalConfig,
         log: &Log,
+        fires_elsewhere: bool,
     ) -> Option<(PartitionIndexer, i64)> {
         let path = self.snapshot_path(tp, topic_id, key);
         let loaded = std::fs::File::open(&path)
@@ -259,7 +335,7 @@ impl DueService {
         let start = log.log_start_offset();
         let mut indexer = PartitionIndexer::new(start, DueIndex::new());
         let loaded = self.state.load(topic_id, tp.partition, |state, value| {
-            indexer.restore_state(config, &state, value);
+            indexer.restore_state(config, &state, value, fires_elsewhere);
         });
         match loaded {
             Ok(()) => Some((indexer, start)),
@@ -281,11 +357,15 @@ impl DueService {
         if changes.is_empty() {
             return true;
         }
+        let fires = match (&tracked.target, &tracked.target_log) {
+            (Some(_), Some(target)) => target,
+            _ => &tracked.log,
+        };
         match self.state.record(
             tracked.topic_id,
             tp.partition,
             &tracked.config.fields,
-            &tracked.log,
+            fires,
             &changes,
             now_ms,
         ) {
@@ -307,17 +387,72 @@ impl DueService {
             return;
         }
         loop {
-            let result = fire_due(
-                &tracked.log,
-                &mut tracked.indexer,
-                &tracked.config,
-                now_ms,
-                FIRES_PER_STEP,
-            );
+            let mark_path = self.mark_path(tp, tracked.topic_id);
+            let mut marked = None;
+            let result = match (&tracked.target, &tracked.target_log) {
+                (None, _) => fire_due(
+                    &tracked.log,
+                    FireTarget::Source,
+                    &mut tracked.indexer,
+                    &tracked.config,
+                    now_ms,
+                    FIRES_PER_STEP,
+                ),
+                (Some(target), Some(target_log)) => {
+                    let mut before_append = |end: i64| {
+                        // Rule 4: the target keeps what may lack its fired state, and the
+                        // mark is durable before the first fire can be.
+                        target_log.set_clean_limit(end.min(target_log.clean_limit()));
+                        write_mark(&mark_path, end, target).map_err(|source| {
+                            kairos_storage::Error::Io {
+                                op: "write target mark",
+                                path: mark_path.clone(),
+                                source,
+                            }
+                        })?;
+                        marked = Some(end);
+                        Ok(())
+                    };
+                    fire_due(
+                        &tracked.log,
+                        FireTarget::Topic {
+                            source_topic: &tp.topic,
+                            log: target_log,
+                            before_append: &mut before_append,
+                        },
+                        &mut tracked.indexer,
+                        &tracked.config,
+                        now_ms,
+                        FIRES_PER_STEP,
+                    )
+                }
+                (Some(_), None) => {
+                    // The target partition does not exist (yet): index, fire nothing, and
+                    // retry with backoff while something is due (DESIGN §5.2).
+                    if tracked.indexer.index().count_due(now_ms) > 0 {
+                        pass.blocked += 1;
+                        pass.failed = true;
+                    }
+                    fire_due(
+                        &tracked.log,
+                        FireTarget::Source,
+                        &mut tracked.indexer,
+                        &tracked.config,
+                        now_ms,
+                        0,
+                    )
+                }
+            };
+            if marked.is_some() {
+                tracked.target_mark = marked;
+            }
             let mut changes = tracked.indexer.take_changes();
             let behind = match result {
                 Ok(report) => {
                     pass.fired += report.fired;
+                    if tracked.target.is_some() {
+                        pass.fired_elsewhere += report.fired;
+                    }
                     for lateness_ms in report.lateness_ms {
                         // Milliseconds to seconds for Prometheus; exact for any realistic value.
                         self.metrics
@@ -329,6 +464,7 @@ impl DueService {
                 }
                 Err(error) => {
                     tracing::warn!(%tp, %error, "due fires could not be appended; retrying");
+                    let _ = self.metrics.append_failures.inc();
                     pass.failed = true;
                     false
                 }
@@ -338,6 +474,19 @@ impl DueService {
             if !self.record(tp, tracked, changes, now_ms) {
                 pass.failed = true;
                 return;
+            }
+            // Rule 4: every fire since the mark is recorded; the mark goes (durably: a stale
+            // one could restore a fire whose entity was forgotten since). The target's clean
+            // limit is released at the end of the pass.
+            if tracked.target_mark.is_some() {
+                match remove_mark(&mark_path) {
+                    Ok(()) => tracked.target_mark = None,
+                    Err(error) => {
+                        tracing::warn!(?mark_path, %error, "target mark not removed; retrying");
+                        pass.failed = true;
+                        return;
+                    }
+                }
             }
             if !behind {
                 return;
@@ -357,7 +506,12 @@ impl DueService {
                 (a, b) => a.or(b),
             };
         }
+        apply_clean_limits(&partitions, Vec::new());
         let _ = self.metrics.fires.inc_by(pass.fired as u64);
+        let _ = self
+            .metrics
+            .blocked_partitions
+            .set(i64::try_from(pass.blocked).unwrap_or(i64::MAX));
         let (mut backlog, mut oldest) = (0usize, None::<i64>);
         let (mut entities, mut malformed, mut null_keys) = (0u64, 0u64, 0u64);
         for tracked in partitions.values() {
@@ -433,7 +587,7 @@ impl DueService {
                 && cursor > tracked.snapshot_cursor
             {
                 tracked.snapshot_cursor = cursor;
-                tracked.log.set_clean_limit(cursor);
+                apply_clean_limits(&partitions, Vec::new());
             }
         }
     }
@@ -443,6 +597,7 @@ impl DueService {
     /// tombstone lost to a crash here never leaks state into it.
     pub fn on_topic_deleted(&self, topic: &TopicMetadata) {
         let mut partitions = self.partitions.lock();
+        let mut released = Vec::new();
         partitions.retain(|tp, tracked| {
             let deleted = tp.topic == topic.name && tracked.topic_id == topic.topic_id;
             if deleted {
@@ -451,9 +606,12 @@ impl DueService {
                     tracked.topic_id,
                     &tracked.index_key,
                 ));
+                let _ = std::fs::remove_file(self.mark_path(tp, tracked.topic_id));
+                released.extend(tracked.target_log.take());
             }
             !deleted
         });
+        apply_clean_limits(&partitions, released);
         for partition in 0..topic.partitions {
             match self.state.forget(topic.topic_id, partition) {
                 Ok(0) => {}
@@ -519,6 +677,150 @@ impl DueService {
     }
 }
 
+/// Sets the clean limit of every log the service constrains: a tracked partition's is its
+/// snapshot cursor (rule 3), lowered to the target mark of any partition firing into it
+/// (rule 4); a target partition that is not tracked itself has only the marks, or none.
+/// `released` logs (no longer tracked, or no longer a target) lose their limit unless one of
+/// these still applies: a log is never left without the limit it needs, not even for a moment.
+fn apply_clean_limits(partitions: &HashMap<TopicPartition, Tracked>, released: Vec<Arc<Log>>) {
+    let mut limits: HashMap<TopicPartition, (Arc<Log>, i64)> = HashMap::new();
+    for (tp, tracked) in partitions {
+        let _ = limits.insert(
+            tp.clone(),
+            (Arc::clone(&tracked.log), tracked.snapshot_cursor),
+        );
+    }
+    for (tp, tracked) in partitions {
+        let (Some(target), Some(log)) = (&tracked.target, &tracked.target_log) else {
+            continue;
+        };
+        let mark = tracked.target_mark.unwrap_or(i64::MAX);
+        let entry = limits
+            .entry(TopicPartition::new(target.clone(), tp.partition))
+            .or_insert_with(|| (Arc::clone(log), i64::MAX));
+        entry.1 = entry.1.min(mark);
+    }
+    for log in released {
+        if !limits.values().any(|(kept, _)| Arc::ptr_eq(kept, &log)) {
+            log.set_clean_limit(i64::MAX);
+        }
+    }
+    for (log, limit) in limits.into_values() {
+        log.set_clean_limit(limit);
+    }
+}
+
+/// Reads a target mark: the target's log end before a step's fires were appended.
+fn read_mark(path: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+/// Writes a target mark durably (the target's name follows, for whoever reads the file).
+fn write_mark(path: &Path, offset: i64, target: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_file_atomically(path, format!("{offset}\n{target}\n").as_bytes())
+}
+
+/// Removes a target mark durably.
+fn remove_mark(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Rule 4 at load: the fires of `source_topic`'s partition found in its target partition from
+/// `mark` on are restored into `indexer` (queued as changes when they are ones), before the
+/// source log is replayed.
+fn restore_target_fires(
+    indexer: &mut PartitionIndexer,
+    config: &TemporalConfig,
+    source_topic: &str,
+    target: &Log,
+    mark: i64,
+) -> kairos_storage::Result<()> {
+    let end = target.log_end_offset();
+    let mut offset = mark.max(target.log_start_offset());
+    while offset < end {
+        let data = target.read(offset, 1 << 20, Some(end))?;
+        let mut advanced = false;
+        for (_, batch) in Batches::new(&data.records).map_while(Result::ok) {
+            let from = offset;
+            offset = offset.max(batch.last_offset() + 1);
+            advanced = true;
+            if batch.is_control() {
+                continue;
+            }
+            let Ok(records) = RecordBytes::of(&batch) else {
+                continue;
+            };
+            for record in records.records().map_while(Result::ok) {
+                let at = batch.base_offset() + i64::from(record.offset_delta);
+                let Some(key) = record.key.filter(|_| at >= from) else {
+                    continue;
+                };
+                restore_target_fire(indexer, config, source_topic, &record, key, at);
+            }
+        }
+        if !advanced {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One record of [`restore_target_fires`]: restored if it is a fire of `source_topic`.
+fn restore_target_fire(
+    indexer: &mut PartitionIndexer,
+    config: &TemporalConfig,
+    source_topic: &str,
+    record: &kairos_storage::record::Record<'_>,
+    key: &[u8],
+    at: i64,
+) {
+    let (mut topic, mut field, mut due, mut source) = (None, None, None, None);
+    for (name, value) in record.headers() {
+        match name {
+            n if n == HEADER_SOURCE_TOPIC.as_bytes() => topic = value,
+            n if n == HEADER_DUE_FIELD.as_bytes() => field = value,
+            n if n == HEADER_DUE_AT.as_bytes() => due = value,
+            n if n == HEADER_SOURCE_OFFSET.as_bytes() => source = value,
+            _ => {}
+        }
+    }
+    if topic != Some(source_topic.as_bytes()) {
+        return;
+    }
+    let decimal =
+        |v: Option<&[u8]>| v.and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+    let Some(index) = field.and_then(|f| {
+        config
+            .fields
+            .iter()
+            .position(|s| s.as_str().as_bytes() == f)
+    }) else {
+        return;
+    };
+    let (Some(due_ms), Some(source_offset)) = (decimal(due), decimal(source)) else {
+        return;
+    };
+    indexer.restore_fire(
+        key,
+        u8::try_from(index).unwrap_or(u8::MAX),
+        due_ms,
+        source_offset,
+        at,
+    );
+}
+
 /// The configs whose change re-indexes a topic.
 fn index_key(configs: &topic_config::TopicOverrides) -> String {
     let get = |name: &str| configs.get(name).map_or("", String::as_str);
@@ -582,6 +884,8 @@ pub async fn run(
         let wait_ms = match pass.next_due {
             // More was due than one step fires: continue at once, after yielding.
             Some(due) if due <= now_ms && pass.fired > 0 && !pass.failed => 0,
+            // Fires went to another topic, which may be temporal itself: index them now.
+            _ if pass.fired_elsewhere > 0 && !pass.failed => 0,
             // Due but held back (an open transaction, a storage error): wait for a change.
             Some(due) if due <= now_ms => RETRY_MS,
             Some(due) => (due - now_ms).min(IDLE_WAKE_MS),
@@ -612,5 +916,116 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kairos_storage::builder::{RecordBatchBuilder, RecordSpec};
+    use kairos_storage::{AppendOrigin, LogConfig};
+
+    use super::*;
+    use crate::temporal::due_index::DueIndex;
+
+    fn put(log: &Log, key: &str, value: &str, headers: Vec<(String, Option<Vec<u8>>)>) {
+        let mut bytes = RecordBatchBuilder::new()
+            .record_spec(RecordSpec {
+                key: Some(key.as_bytes().to_vec()),
+                value: Some(value.as_bytes().to_vec()),
+                timestamp_ms: 1,
+                headers,
+            })
+            .build();
+        let _ = log.append(&mut bytes, AppendOrigin::Client, 1, 0).unwrap();
+    }
+
+    fn step(
+        source: &Log,
+        target: &Log,
+        indexer: &mut PartitionIndexer,
+        config: &TemporalConfig,
+        mark: &mut Option<i64>,
+    ) -> usize {
+        let mut before_append = |end: i64| {
+            *mark = Some(end);
+            Ok(())
+        };
+        fire_due(
+            source,
+            FireTarget::Topic {
+                source_topic: "prices",
+                log: target,
+                before_append: &mut before_append,
+            },
+            indexer,
+            config,
+            100,
+            FIRES_PER_STEP,
+        )
+        .unwrap()
+        .fired
+    }
+
+    /// Rule 4: a crash after a step's fires reached the target but before their fired state
+    /// did. The restart (no snapshot, nothing in `__due_state`) reads the target from the mark
+    /// and does not fire again; another topic's fires there are left alone.
+    #[test]
+    fn fires_a_crash_left_unrecorded_in_the_target_are_restored_from_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open_std(dir.path(), 0).unwrap();
+        let open = |topic: &str| {
+            manager
+                .get_or_create(&TopicPartition::new(topic, 0), LogConfig::default(), 0)
+                .unwrap()
+        };
+        let (source, target) = (open("prices"), open("price-events"));
+        let config = TemporalConfig::parse(Some("/at"), None, None, Some("price-events"))
+            .unwrap()
+            .unwrap();
+        put(&target, "unrelated", "{}", Vec::new());
+        put(&source, "k", r#"{"at":10}"#, Vec::new());
+        let mut indexer = PartitionIndexer::new(0, DueIndex::new());
+        let mut mark = None;
+        assert_eq!(step(&source, &target, &mut indexer, &config, &mut mark), 1);
+        assert_eq!(mark, Some(1));
+        // Another topic fires `j` into the same partition; `j` is due here too.
+        let header = |name: &str, value: &str| (name.to_owned(), Some(value.as_bytes().to_vec()));
+        put(
+            &target,
+            "j",
+            r#"{"at":10}"#,
+            vec![
+                header(HEADER_DUE_FIELD, "/at"),
+                header(HEADER_DUE_AT, "10"),
+                header(HEADER_SOURCE_OFFSET, "0"),
+                header(HEADER_SOURCE_TOPIC, "elsewhere"),
+            ],
+        );
+        put(&source, "j", r#"{"at":10}"#, Vec::new());
+
+        // The restart.
+        let mut indexer = PartitionIndexer::new(0, DueIndex::new());
+        restore_target_fires(&mut indexer, &config, "prices", &target, 1).unwrap();
+        let restored = indexer.take_changes();
+        assert!(
+            matches!(
+                restored.as_slice(),
+                [FiredChange::Fired { key, due_ms: 10, source_offset: 0, fire_offset: 1, .. }]
+                    if key == b"k"
+            ),
+            "{restored:?}"
+        );
+        let mut mark = None;
+        assert_eq!(
+            step(&source, &target, &mut indexer, &config, &mut mark),
+            1,
+            "only `j`, which never fired from this topic"
+        );
+        // Without the mark's restore, `k` would have fired twice.
+        let mut forgetful = PartitionIndexer::new(0, DueIndex::new());
+        assert_eq!(
+            step(&source, &target, &mut forgetful, &config, &mut mark),
+            2
+        );
     }
 }

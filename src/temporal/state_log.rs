@@ -38,9 +38,10 @@ impl DueStateLog {
             .map_or(DUE_STATE_PARTITIONS, |t| t.partitions)
     }
 
-    /// Records `changes` of one source partition (`source` is its log) and makes them durable.
+    /// Records `changes` of one source partition and makes them durable. `fires` is the log its
+    /// fires went to: the partition itself, or its target topic's partition.
     ///
-    /// The fire records among them are made durable in `source` first: a fired state must
+    /// The fire records among them are made durable in `fires` first: a fired state must
     /// never be durable while its fire is not, or a power loss could keep the first and lose
     /// the second, and the fire would be missed.
     ///
@@ -51,7 +52,7 @@ impl DueStateLog {
         topic_id: uuid::Uuid,
         partition: i32,
         fields: &[FieldSelector],
-        source: &Log,
+        fires: &Log,
         changes: &[FiredChange],
         now_ms: i64,
     ) -> Result<(), ApiError> {
@@ -63,8 +64,8 @@ impl DueStateLog {
             })
             .max();
         if let (true, Some(end)) = (self.fsync, fires_end) {
-            source
-                .sync_to(end.min(source.log_end_offset()), now_ms)
+            fires
+                .sync_to(end.min(fires.log_end_offset()), now_ms)
                 .map_err(|e| ApiError::from(&e))?;
         }
         let records: Vec<CoordinatorRecord> = changes

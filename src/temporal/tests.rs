@@ -14,7 +14,7 @@ use super::due_index::DueIndex;
 use super::due_state::{FiredValue, StateKey};
 use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET};
 use super::indexer::{FiredChange, PartitionIndexer};
-use super::pulse::fire_due;
+use super::pulse::{FireTarget, fire_due};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -119,7 +119,15 @@ fn fires(log: &Log) -> Vec<Fired> {
 fn step(f: &mut Fixture, now: i64) -> usize {
     let mut fired = 0;
     loop {
-        let report = fire_due(&f.log, &mut f.indexer, &f.config, now, 10_000).unwrap();
+        let report = fire_due(
+            &f.log,
+            FireTarget::Source,
+            &mut f.indexer,
+            &f.config,
+            now,
+            10_000,
+        )
+        .unwrap();
         fired += report.fired;
         let mut changes = f.indexer.take_changes();
         changes.extend(report.fires);
@@ -165,7 +173,7 @@ fn rebuild(f: &mut Fixture) {
             field: f.config.fields[usize::from(*field)].as_str().to_owned(),
             key: key.clone(),
         };
-        f.indexer.restore_state(&f.config, &state, *value);
+        f.indexer.restore_state(&f.config, &state, *value, false);
     }
 }
 
@@ -324,7 +332,15 @@ fn aborted_transactions_never_fire_and_open_ones_wait() {
         .log
         .append(&mut txn(2, "waits", 50), AppendOrigin::Client, 1, 0)
         .unwrap();
-    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 100).unwrap();
+    let report = fire_due(
+        &f.log,
+        FireTarget::Source,
+        &mut f.indexer,
+        &f.config,
+        100,
+        100,
+    )
+    .unwrap();
     assert_eq!(
         (report.fired, report.waiting),
         (0, 1),
@@ -385,7 +401,15 @@ fn a_producer_update_racing_a_fire_wins() {
 fn a_fire_whose_state_record_was_lost_is_recorded_again_by_the_replay() {
     let mut f = compacted_fixture("/at");
     put(&f.log, "p", Some(r#"{"at":10,"price":1}"#));
-    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 10_000).unwrap();
+    let report = fire_due(
+        &f.log,
+        FireTarget::Source,
+        &mut f.indexer,
+        &f.config,
+        100,
+        10_000,
+    )
+    .unwrap();
     assert_eq!(report.fired, 1);
     let _ = f.indexer.take_changes();
     drop(report.fires);
@@ -457,7 +481,15 @@ fn a_rebuild_hands_over_fired_state_in_bounded_slices() {
     f.indexer = PartitionIndexer::new(0, DueIndex::new());
     let mut slices = Vec::new();
     loop {
-        let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 10_000).unwrap();
+        let report = fire_due(
+            &f.log,
+            FireTarget::Source,
+            &mut f.indexer,
+            &f.config,
+            100,
+            10_000,
+        )
+        .unwrap();
         assert_eq!(report.fired, 0);
         let changes = f.indexer.take_changes();
         assert!(changes.len() <= super::indexer::CHANGES_MAX);
@@ -490,7 +522,15 @@ fn a_backlog_larger_than_one_batch_is_split_into_batches_that_fit() {
             Some(&format!(r#"{{"due":50,"pad":"{padding}"}}"#)),
         );
     }
-    let report = fire_due(&f.log, &mut f.indexer, &f.config, 100, 10_000).unwrap();
+    let report = fire_due(
+        &f.log,
+        FireTarget::Source,
+        &mut f.indexer,
+        &f.config,
+        100,
+        10_000,
+    )
+    .unwrap();
     assert_eq!(report.fired, 100);
     assert_eq!(fires(&f.log).len(), 100);
     let data = f.log.read(100, 1 << 24, None).unwrap();
@@ -528,4 +568,145 @@ fn read_records_answers_every_offset_of_a_shared_batch() {
     offsets.sort_unstable();
     assert_eq!(offsets, vec![3, 40, 49]);
     assert_eq!(found[&40].key.as_deref(), Some(&b"k40"[..]));
+}
+
+/// A target topic's partition beside the fixture's source log.
+fn target_log(f: &Fixture) -> std::sync::Arc<Log> {
+    f.manager
+        .get_or_create(
+            &TopicPartition::new("price-events", 0),
+            LogConfig::default(),
+            0,
+        )
+        .unwrap()
+}
+
+#[test]
+fn with_a_target_topic_fires_go_there_and_nothing_is_appended_to_the_source() {
+    let mut f = fixture("/at", Some(r#"{"/at":{"status":"off"}}"#));
+    let target = target_log(&f);
+    let _ = put(&f.log, "k", Some(r#"{"at":10,"status":"on"}"#));
+    let mut marks = Vec::new();
+    let mut before = |end: i64| {
+        marks.push(end);
+        Ok(())
+    };
+    let report = fire_due(
+        &f.log,
+        FireTarget::Topic {
+            source_topic: "prices",
+            log: &target,
+            before_append: &mut before,
+        },
+        &mut f.indexer,
+        &f.config,
+        100,
+        10_000,
+    )
+    .unwrap();
+    assert_eq!(report.fired, 1);
+    assert_eq!(marks, [0], "the target's end before the append");
+    assert_eq!(f.log.log_end_offset(), 1, "nothing appended to the source");
+    let fired = fires(&target);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(
+        (
+            fired[0].key.as_str(),
+            fired[0].source_offset,
+            fired[0].due_at
+        ),
+        ("k", 0, 10)
+    );
+    assert_eq!(fired[0].value["status"], "off");
+    assert_eq!(fired[0].trace.as_deref(), Some("t1"));
+    // Its fired state names the fire's offset in the target.
+    assert!(matches!(
+        report.fires.as_slice(),
+        [FiredChange::Fired {
+            fire_offset: 0,
+            source_offset: 0,
+            ..
+        }]
+    ));
+    // The source's indexer does not meet its fires; the fired state is in the index.
+    assert_eq!(step(&mut f, 200), 0);
+}
+
+/// A producer's version lands in the source between the pulse's decision and its append to the
+/// target: the source end moved, so the stale fire is not appended; the step decides again
+/// from the new version.
+#[test]
+fn a_version_racing_a_fire_into_a_target_wins_over_the_stale_fire() {
+    let mut f = fixture("/at", None);
+    let target = target_log(&f);
+    let _ = put(&f.log, "moved", Some(r#"{"at":10,"v":1}"#));
+    let _ = put(&f.log, "same", Some(r#"{"at":10,"v":1}"#));
+    let source = std::sync::Arc::clone(&f.log);
+    let mut raced = false;
+    let mut before = |_end: i64| {
+        if !raced {
+            raced = true;
+            // The racing producer: `moved` now falls due later, `same` gets a new value.
+            let _ = put(&source, "moved", Some(r#"{"at":1000,"v":2}"#));
+            let _ = put(&source, "same", Some(r#"{"at":10,"v":2}"#));
+        }
+        Ok(())
+    };
+    let report = fire_due(
+        &f.log,
+        FireTarget::Topic {
+            source_topic: "prices",
+            log: &target,
+            before_append: &mut before,
+        },
+        &mut f.indexer,
+        &f.config,
+        100,
+        10_000,
+    )
+    .unwrap();
+    assert!(raced);
+    assert_eq!(report.fired, 1);
+    let fired = fires(&target);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].key, "same");
+    assert_eq!(
+        fired[0].value["v"], 2,
+        "the newer version, not the stale one"
+    );
+    assert_eq!(fired[0].source_offset, 3);
+    assert_eq!(f.log.log_end_offset(), 4);
+}
+
+#[test]
+fn a_fire_from_another_topic_is_a_version_here_not_a_fire_of_this_topic() {
+    // This topic is the target of another: a record carrying `kairos.source.topic` with the
+    // same field and due time is indexed (and fires here), not taken as already fired.
+    let mut f = fixture("/at", None);
+    let mut bytes = RecordBatchBuilder::new()
+        .record_spec(RecordSpec {
+            key: Some(b"k".to_vec()),
+            value: Some(br#"{"at":10}"#.to_vec()),
+            timestamp_ms: 10,
+            headers: vec![
+                (HEADER_DUE_FIELD.into(), Some(b"/at".to_vec())),
+                (HEADER_DUE_AT.into(), Some(b"10".to_vec())),
+                (HEADER_SOURCE_OFFSET.into(), Some(b"7".to_vec())),
+                (
+                    super::fire::HEADER_SOURCE_TOPIC.into(),
+                    Some(b"prices".to_vec()),
+                ),
+            ],
+        })
+        .build();
+    let _ = f
+        .log
+        .append(&mut bytes, AppendOrigin::Coordinator, 1, 0)
+        .unwrap();
+    assert_eq!(step(&mut f, 100), 1);
+    let fired = fires(&f.log);
+    assert_eq!(fired.len(), 2, "the incoming fire, then this topic's own");
+    assert_eq!(fired[1].source_offset, 0);
+    // This topic's own fire (no `kairos.source.topic`) is evidence: nothing more fires.
+    assert_eq!(step(&mut f, 200), 0);
 }

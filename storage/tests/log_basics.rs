@@ -479,3 +479,64 @@ fn idempotence_survives_a_crash_after_retention_deleted_the_producers_segments()
         })
     ));
 }
+
+#[test]
+fn while_end_is_runs_only_at_the_expected_end_and_holds_appends_off_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open_std(dir.path(), 0).unwrap();
+    let source = manager
+        .get_or_create(&TopicPartition::new("source", 0), LogConfig::default(), 0)
+        .unwrap();
+    let target = manager
+        .get_or_create(&TopicPartition::new("target", 0), LogConfig::default(), 0)
+        .unwrap();
+    let _ = append(&source, batch(2, 0), 0);
+    // At the expected end: `f` runs and may append to another log.
+    let appended = source
+        .while_end_is(2, || {
+            let mut bytes = batch(1, 0);
+            target.append(&mut bytes, AppendOrigin::Coordinator, 0, 0)
+        })
+        .unwrap();
+    assert!(matches!(appended, AppendOutcome::Appended(_)));
+    assert_eq!(target.log_end_offset(), 1);
+    // Moved on: `f` does not run.
+    let mut ran = false;
+    let moved = source.while_end_is(1, || {
+        ran = true;
+        Ok(())
+    });
+    assert!(matches!(
+        moved,
+        Err(Error::LogEndMoved {
+            expected: 1,
+            actual: 2
+        })
+    ));
+    assert!(!ran);
+    // While `f` runs, an append to the source waits for it.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let source = Arc::clone(&source);
+        std::thread::spawn(move || {
+            source
+                .while_end_is(2, || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap();
+        })
+    };
+    started_rx.recv().unwrap();
+    let producer = {
+        let source = Arc::clone(&source);
+        std::thread::spawn(move || append(&source, batch(1, 0), 0))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(source.log_end_offset(), 2, "the append waited for `f`");
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(producer.join().unwrap(), (2, 2));
+}

@@ -18,4 +18,5 @@ mod regression;
 mod temporal;
 mod temporal_crash;
 mod temporal_state;
+mod temporal_target;
 mod transactions;

@@ -182,9 +182,16 @@ async fn temporal_configs_are_validated_and_setting_them_later_indexes_existing_
         (
             vec![
                 ("temporal.fields", "/a"),
-                ("temporal.target.topic", "elsewhere"),
+                ("temporal.target.topic", "no/such topic"),
             ],
-            "another target topic",
+            "an invalid target topic name",
+        ),
+        (
+            vec![
+                ("temporal.fields", "/a"),
+                ("temporal.target.topic", "__due_state"),
+            ],
+            "an internal target topic",
         ),
     ] {
         let mut topic = NewTopic::new("bad", 1, TopicReplication::Fixed(1));

@@ -328,6 +328,44 @@ impl Log {
         )
     }
 
+    /// Runs `f` under this log's append lock if the log end offset is still
+    /// `expected_log_end_offset`: nothing can be appended here while `f` runs. The due index
+    /// uses it to append a fire to *another* log (a target topic) only while the source
+    /// partition, whose versions the fire was decided from, has not moved.
+    ///
+    /// `f` must not touch this log (the lock is not re-entrant). It may append to another log,
+    /// which takes that log's lock while this one is held. That cannot deadlock as long as no
+    /// caller ever waits for this lock while holding another log's: appenders (produce,
+    /// coordinators, the cleaner's swaps) hold one log lock at a time, and the only holder of
+    /// two is the due pulse, a single task that takes them one step at a time (see the broker's
+    /// `temporal::pulse`).
+    ///
+    /// # Errors
+    /// `LogEndMoved` if the end is not `expected_log_end_offset` (then `f` does not run);
+    /// `LogDirOffline` once poisoned; otherwise what `f` returns.
+    pub fn while_end_is<T>(
+        &self,
+        expected_log_end_offset: i64,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
+        let inner = self.inner.lock();
+        if self.is_poisoned() {
+            return Err(self.offline());
+        }
+        if inner.next_offset != expected_log_end_offset {
+            return Err(Error::LogEndMoved {
+                expected: expected_log_end_offset,
+                actual: inner.next_offset,
+            });
+        }
+        let result = f();
+        drop(inner);
+        result
+    }
+
     fn append_checked(
         &self,
         records: &mut [u8],
