@@ -244,7 +244,7 @@ impl BrokerBuilder {
                 shutdown.clone(),
             )));
         }
-        tasks.push(tokio::spawn(crate::temporal::service::run(
+        tasks.push(tokio::spawn(crate::temporal::pulse_task::run(
             Arc::clone(&state),
             Arc::clone(&state.due),
             shutdown.clone(),

@@ -20,10 +20,12 @@ pub mod indexer;
 pub mod metrics;
 pub mod patch;
 pub mod pulse;
+pub mod pulse_task;
 pub mod selector;
 pub mod service;
 pub mod snapshot;
 pub mod state_log;
+mod target_mark;
 pub mod time_format;
 
 #[cfg(test)]

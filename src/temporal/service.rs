@@ -1,5 +1,5 @@
-//! `DueService`: the due index of every partition of every temporal topic, and the pulse task
-//! that fires them (DESIGN §5).
+//! `DueService`: the due index of every partition of every temporal topic, and the passes that
+//! fire them (DESIGN §5; the task that runs the passes is `pulse_task.rs`).
 //!
 //! - The set of indexed partitions follows the topic registry: a topic gains an indexer when
 //!   `temporal.fields` is set, is re-indexed from its log start when the selectors or the format
@@ -64,30 +64,27 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use kairos_storage::batch::Batches;
-use kairos_storage::record::RecordBytes;
 use kairos_storage::{Log, LogManager, TopicPartition};
 use parking_lot::Mutex;
 
 use super::config::TemporalConfig;
 use super::due_index::DueIndex;
-use super::fire::{HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC};
 use super::indexer::{FiredChange, PartitionIndexer};
 use super::metrics::DueMetrics;
 use super::pulse::{FireTarget, fire_due};
 use super::snapshot;
 use super::state_log::DueStateLog;
+use super::target_mark::{read_mark, remove_mark, restore_target_fires, write_mark};
 use crate::metadata::TopicMetadata;
 use crate::topic_config;
 
 /// Most fires appended per partition per step: the slice a backlog drains in.
 pub const FIRES_PER_STEP: usize = 10_000;
 /// Longest the pulse sleeps without a reason, so config changes are picked up.
-const IDLE_WAKE_MS: i64 = 1_000;
+pub(super) const IDLE_WAKE_MS: i64 = 1_000;
 /// Wait after a step that could not fire what was due (open transaction, storage error).
-const RETRY_MS: i64 = 50;
+pub(super) const RETRY_MS: i64 = 50;
 /// Directory under the data dir holding due index snapshots.
 pub const SNAPSHOT_DIR: &str = "__due_index";
 
@@ -164,14 +161,17 @@ pub struct DueService {
 
 /// What one pulse pass over every partition found.
 #[derive(Debug, Clone, Copy, Default)]
-struct Pass {
-    fired: usize,
+pub(super) struct Pass {
+    /// Fires appended.
+    pub(super) fired: usize,
     /// Fires appended to a target topic: its own indexer (if temporal) has new versions.
-    fired_elsewhere: usize,
-    next_due: Option<i64>,
-    failed: bool,
+    pub(super) fired_elsewhere: usize,
+    /// The earliest due time left.
+    pub(super) next_due: Option<i64>,
+    /// Whether a step failed (it is retried after a pause).
+    pub(super) failed: bool,
     /// Partitions with due fires whose target partition does not exist.
-    blocked: usize,
+    pub(super) blocked: usize,
 }
 
 impl DueService {
@@ -495,7 +495,7 @@ impl DueService {
     }
 
     /// One pulse pass: every partition catches up and fires what is due at `now_ms`.
-    fn pass(&self, now_ms: i64) -> Pass {
+    pub(super) fn pass(&self, now_ms: i64) -> Pass {
         let mut pass = Pass::default();
         let mut partitions = self.partitions.lock();
         for (tp, tracked) in partitions.iter_mut() {
@@ -710,124 +710,13 @@ fn apply_clean_limits(partitions: &HashMap<TopicPartition, Tracked>, released: V
     }
 }
 
-/// Reads a target mark: the target's log end before a step's fires were appended.
-fn read_mark(path: &Path) -> Option<i64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().next()?.trim().parse().ok()
-}
-
-/// Writes a target mark durably (the target's name follows, for whoever reads the file).
-fn write_mark(path: &Path, offset: i64, target: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write_file_atomically(path, format!("{offset}\n{target}\n").as_bytes())
-}
-
-/// Removes a target mark durably.
-fn remove_mark(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    match path.parent() {
-        Some(dir) => std::fs::File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
-/// Rule 4 at load: the fires of `source_topic`'s partition found in its target partition from
-/// `mark` on are restored into `indexer` (queued as changes when they are ones), before the
-/// source log is replayed.
-fn restore_target_fires(
-    indexer: &mut PartitionIndexer,
-    config: &TemporalConfig,
-    source_topic: &str,
-    target: &Log,
-    mark: i64,
-) -> kairos_storage::Result<()> {
-    let end = target.log_end_offset();
-    let mut offset = mark.max(target.log_start_offset());
-    while offset < end {
-        let data = target.read(offset, 1 << 20, Some(end))?;
-        let mut advanced = false;
-        for (_, batch) in Batches::new(&data.records).map_while(Result::ok) {
-            let from = offset;
-            offset = offset.max(batch.last_offset() + 1);
-            advanced = true;
-            if batch.is_control() {
-                continue;
-            }
-            let Ok(records) = RecordBytes::of(&batch) else {
-                continue;
-            };
-            for record in records.records().map_while(Result::ok) {
-                let at = batch.base_offset() + i64::from(record.offset_delta);
-                let Some(key) = record.key.filter(|_| at >= from) else {
-                    continue;
-                };
-                restore_target_fire(indexer, config, source_topic, &record, key, at);
-            }
-        }
-        if !advanced {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// One record of [`restore_target_fires`]: restored if it is a fire of `source_topic`.
-fn restore_target_fire(
-    indexer: &mut PartitionIndexer,
-    config: &TemporalConfig,
-    source_topic: &str,
-    record: &kairos_storage::record::Record<'_>,
-    key: &[u8],
-    at: i64,
-) {
-    let (mut topic, mut field, mut due, mut source) = (None, None, None, None);
-    for (name, value) in record.headers() {
-        match name {
-            n if n == HEADER_SOURCE_TOPIC.as_bytes() => topic = value,
-            n if n == HEADER_DUE_FIELD.as_bytes() => field = value,
-            n if n == HEADER_DUE_AT.as_bytes() => due = value,
-            n if n == HEADER_SOURCE_OFFSET.as_bytes() => source = value,
-            _ => {}
-        }
-    }
-    if topic != Some(source_topic.as_bytes()) {
-        return;
-    }
-    let decimal =
-        |v: Option<&[u8]>| v.and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
-    let Some(index) = field.and_then(|f| {
-        config
-            .fields
-            .iter()
-            .position(|s| s.as_str().as_bytes() == f)
-    }) else {
-        return;
-    };
-    let (Some(due_ms), Some(source_offset)) = (decimal(due), decimal(source)) else {
-        return;
-    };
-    indexer.restore_fire(
-        key,
-        u8::try_from(index).unwrap_or(u8::MAX),
-        due_ms,
-        source_offset,
-        at,
-    );
-}
-
 /// The configs whose change re-indexes a topic.
 fn index_key(configs: &topic_config::TopicOverrides) -> String {
     let get = |name: &str| configs.get(name).map_or("", String::as_str);
     format!("{}\n{}", get("temporal.fields"), get("temporal.format"))
 }
 
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("snapshot.tmp");
     let mut file = std::fs::File::create(&tmp)?;
@@ -840,192 +729,6 @@ fn write_file_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The pulse task; see the module docs. Returns at shutdown after writing snapshots.
-pub async fn run(
-    state: Arc<crate::broker::BrokerState>,
-    service: Arc<DueService>,
-    mut shutdown: crate::server::shutdown::Shutdown,
-) {
-    let mut appends = state.replica_manager.subscribe_appends();
-    let mut clock_changes = state.clock.changes();
-    let snapshot_every = Duration::from_millis(
-        u64::try_from(state.config.due_snapshot_interval_ms()).unwrap_or(60_000),
-    );
-    // Real time, not the injected clock: snapshots bound recovery work, not due times.
-    let mut next_snapshot = tokio::time::Instant::now() + snapshot_every;
-    loop {
-        if tokio::time::Instant::now() >= next_snapshot {
-            let service = Arc::clone(&service);
-            let _ = tokio::task::spawn_blocking(move || service.checkpoint()).await;
-            next_snapshot = tokio::time::Instant::now() + snapshot_every;
-        }
-        let topics = state.metadata.topics();
-        let logs = Arc::clone(state.replica_manager.log_manager());
-        let now_ms = state.clock.now_ms();
-        let worker = Arc::clone(&service);
-        let pass = tokio::task::spawn_blocking(move || {
-            worker.sync(&topics, &logs);
-            worker.pass(now_ms)
-        })
-        .await
-        .unwrap_or_else(|error| {
-            tracing::error!(%error, "due pulse failed");
-            Pass {
-                failed: true,
-                ..Pass::default()
-            }
-        });
-        if pass.fired > 0 {
-            // Fires are appended straight to the logs, not through Produce: wake the consumers'
-            // parked long-polls so a fire is delivered now rather than at their max_wait_ms.
-            state.replica_manager.wake_all_fetches();
-        }
-        let now_ms = state.clock.now_ms();
-        let wait_ms = match pass.next_due {
-            // More was due than one step fires: continue at once, after yielding.
-            Some(due) if due <= now_ms && pass.fired > 0 && !pass.failed => 0,
-            // Fires went to another topic, which may be temporal itself: index them now.
-            _ if pass.fired_elsewhere > 0 && !pass.failed => 0,
-            // Due but held back (an open transaction, a storage error): wait for a change.
-            Some(due) if due <= now_ms => RETRY_MS,
-            Some(due) => (due - now_ms).min(IDLE_WAKE_MS),
-            None => IDLE_WAKE_MS,
-        };
-        let until_snapshot = next_snapshot.saturating_duration_since(tokio::time::Instant::now());
-        let wait_ms = wait_ms.min(i64::try_from(until_snapshot.as_millis()).unwrap_or(i64::MAX));
-        if wait_ms == 0 {
-            tokio::task::yield_now().await;
-            continue;
-        }
-        let sleep = tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)));
-        let clock_moved = async {
-            match clock_changes.as_mut() {
-                Some(changes) => {
-                    let _ = changes.changed().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = sleep => {}
-            _ = appends.changed() => {}
-            () = clock_moved => {}
-            () = shutdown.recv() => {
-                let service = Arc::clone(&service);
-                let _ = tokio::task::spawn_blocking(move || service.checkpoint()).await;
-                return;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use kairos_storage::builder::{RecordBatchBuilder, RecordSpec};
-    use kairos_storage::{AppendOrigin, LogConfig};
-
-    use super::*;
-    use crate::temporal::due_index::DueIndex;
-
-    fn put(log: &Log, key: &str, value: &str, headers: Vec<(String, Option<Vec<u8>>)>) {
-        let mut bytes = RecordBatchBuilder::new()
-            .record_spec(RecordSpec {
-                key: Some(key.as_bytes().to_vec()),
-                value: Some(value.as_bytes().to_vec()),
-                timestamp_ms: 1,
-                headers,
-            })
-            .build();
-        let _ = log.append(&mut bytes, AppendOrigin::Client, 1, 0).unwrap();
-    }
-
-    fn step(
-        source: &Log,
-        target: &Log,
-        indexer: &mut PartitionIndexer,
-        config: &TemporalConfig,
-        mark: &mut Option<i64>,
-    ) -> usize {
-        let mut before_append = |end: i64| {
-            *mark = Some(end);
-            Ok(())
-        };
-        fire_due(
-            source,
-            FireTarget::Topic {
-                source_topic: "prices",
-                log: target,
-                before_append: &mut before_append,
-            },
-            indexer,
-            config,
-            100,
-            FIRES_PER_STEP,
-        )
-        .unwrap()
-        .fired
-    }
-
-    /// Rule 4: a crash after a step's fires reached the target but before their fired state
-    /// did. The restart (no snapshot, nothing in `__due_state`) reads the target from the mark
-    /// and does not fire again; another topic's fires there are left alone.
-    #[test]
-    fn fires_a_crash_left_unrecorded_in_the_target_are_restored_from_the_mark() {
-        let dir = tempfile::tempdir().unwrap();
-        let manager = LogManager::open_std(dir.path(), 0).unwrap();
-        let open = |topic: &str| {
-            manager
-                .get_or_create(&TopicPartition::new(topic, 0), LogConfig::default(), 0)
-                .unwrap()
-        };
-        let (source, target) = (open("prices"), open("price-events"));
-        let config = TemporalConfig::parse(Some("/at"), None, None, Some("price-events"))
-            .unwrap()
-            .unwrap();
-        put(&target, "unrelated", "{}", Vec::new());
-        put(&source, "k", r#"{"at":10}"#, Vec::new());
-        let mut indexer = PartitionIndexer::new(0, DueIndex::new());
-        let mut mark = None;
-        assert_eq!(step(&source, &target, &mut indexer, &config, &mut mark), 1);
-        assert_eq!(mark, Some(1));
-        // Another topic fires `j` into the same partition; `j` is due here too.
-        let header = |name: &str, value: &str| (name.to_owned(), Some(value.as_bytes().to_vec()));
-        put(
-            &target,
-            "j",
-            r#"{"at":10}"#,
-            vec![
-                header(HEADER_DUE_FIELD, "/at"),
-                header(HEADER_DUE_AT, "10"),
-                header(HEADER_SOURCE_OFFSET, "0"),
-                header(HEADER_SOURCE_TOPIC, "elsewhere"),
-            ],
-        );
-        put(&source, "j", r#"{"at":10}"#, Vec::new());
-
-        // The restart.
-        let mut indexer = PartitionIndexer::new(0, DueIndex::new());
-        restore_target_fires(&mut indexer, &config, "prices", &target, 1).unwrap();
-        let restored = indexer.take_changes();
-        assert!(
-            matches!(
-                restored.as_slice(),
-                [FiredChange::Fired { key, due_ms: 10, source_offset: 0, fire_offset: 1, .. }]
-                    if key == b"k"
-            ),
-            "{restored:?}"
-        );
-        let mut mark = None;
-        assert_eq!(
-            step(&source, &target, &mut indexer, &config, &mut mark),
-            1,
-            "only `j`, which never fired from this topic"
-        );
-        // Without the mark's restore, `k` would have fired twice.
-        let mut forgetful = PartitionIndexer::new(0, DueIndex::new());
-        assert_eq!(
-            step(&source, &target, &mut forgetful, &config, &mut mark),
-            2
-        );
-    }
-}
+#[path = "service_tests.rs"]
+mod tests;
