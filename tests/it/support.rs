@@ -194,15 +194,23 @@ pub(crate) fn producer(bootstrap: &str, acks: &str, extra: &[(&str, &str)]) -> F
 }
 
 pub(crate) fn consumer(bootstrap: &str) -> BaseConsumer {
-    client_config(bootstrap)
+    consumer_with(bootstrap, &[])
+}
+
+/// [`consumer`] with `extra` settings on top.
+pub(crate) fn consumer_with(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = client_config(bootstrap);
+    config
         .set("group.id", "kairos-tests")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
         .set("enable.partition.eof", "false")
         // Verify every fetched batch's CRC: stored bytes must be exactly what was validated.
-        .set("check.crcs", "true")
-        .create()
-        .expect("consumer")
+        .set("check.crcs", "true");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().expect("consumer")
 }
 
 pub(crate) fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
