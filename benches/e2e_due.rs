@@ -21,13 +21,16 @@
 //! - index-ready time after a clean restart (from the snapshot): process start until the index
 //!   holds every entity again.
 
+#[path = "e2e_due_workload.rs"]
+mod e2e_due_workload;
 #[path = "e2e_support.rs"]
 mod e2e_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s, percentile};
+use e2e_due_workload::{VALUE_BYTES, env_usize, produce, wait_for_metric};
+use e2e_support::{Broker, disk_mb_s, free_port, mb_s, percentile};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -37,14 +40,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 const FRACTIONS: [f64; 5] = [0.005, 0.01, 0.05, 0.1, 0.5];
-const VALUE_BYTES: usize = 300;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -64,61 +59,6 @@ fn instant_of(i: usize, n: usize) -> Option<usize> {
         }
     }
     None
-}
-
-fn value(i: usize, due_ms: i64) -> Vec<u8> {
-    let head = format!(
-        r#"{{"id":"p{i:08}","sku":"SKU-{i:08}","currency":"EUR","amount":{}.{:02},"status":"active","expiration_date":{due_ms},"description":""#,
-        i % 1000,
-        i % 100
-    );
-    let mut value = head.into_bytes();
-    value.resize(VALUE_BYTES - 2, b'x');
-    value.extend_from_slice(b"\"}");
-    value
-}
-
-fn producer(bootstrap: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", "1")
-        .set("enable.idempotence", "false")
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.messages", "1000000")
-        .set("message.timeout.ms", "120000")
-        .create()
-        .expect("producer")
-}
-
-async fn produce(bootstrap: &str, topic: &str, n: usize, due: impl Fn(usize) -> i64) -> Duration {
-    let producer = producer(bootstrap);
-    let started = Instant::now();
-    let mut pending = std::collections::VecDeque::new();
-    for i in 0..n {
-        let key = format!("p{i:08}");
-        let payload = value(i, due(i));
-        let mut record = FutureRecord::to(topic).key(&key).payload(&payload);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    pending.push_back(delivery);
-                    break;
-                }
-                Err((_, returned)) => {
-                    record = returned;
-                    // Bound memory: settle the oldest deliveries while the queue is full.
-                    if let Some(delivery) = pending.pop_front() {
-                        let _ = delivery.await.expect("delivered").expect("acknowledged");
-                    }
-                }
-            }
-        }
-    }
-    for delivery in pending {
-        let _ = delivery.await.expect("delivered").expect("acknowledged");
-    }
-    started.elapsed()
 }
 
 async fn create_topics(bootstrap: &str, partitions: i32) {
@@ -142,27 +82,6 @@ async fn create_topics(bootstrap: &str, partitions: i32) {
     {
         result.expect("topic created");
     }
-}
-
-/// A gauge or counter from the Prometheus text (the first sample whose name ends with `name`).
-fn metric(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (key, value) = line.rsplit_once(' ')?;
-        (!line.starts_with('#') && key.ends_with(name))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
-}
-
-fn wait_for_metric(address: &str, name: &str, at_least: f64, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if metric(&http_get(address, "/metrics"), name).is_some_and(|v| v >= at_least) {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 /// Reads every fire after `starts` (the end offsets before the instants): `(due_at,

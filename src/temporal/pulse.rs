@@ -177,11 +177,11 @@ pub fn fire_due(
         if fired.is_empty() {
             return Ok(report);
         }
-        let mut batch: Vec<u8> = batches
-            .into_iter()
-            .filter(|fires| !fires.is_empty())
-            .flat_map(fire_batch)
-            .collect();
+        // Concatenated a batch at a time (a byte-wise `flat_map` was a fifth of a drain's CPU).
+        let mut batch: Vec<u8> = Vec::with_capacity(bytes);
+        for fires in batches.into_iter().filter(|fires| !fires.is_empty()) {
+            batch.extend_from_slice(&fire_batch(fires));
+        }
         let appended = match &mut target {
             // Appended at `end` if at all.
             FireTarget::Source => log

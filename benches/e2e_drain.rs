@@ -1,0 +1,150 @@
+//! Drain throughput of the due index: N entities all due at one instant, fired by the `kairos`
+//! binary with and without a `temporal.patch`, beside the raw disk write speed measured in the
+//! same run. One command:
+//!
+//! ```sh
+//! cargo bench --bench e2e_drain   # KAIROS_BENCH_ENTITIES=4000000; KAIROS_BENCH_PARTITIONS=4
+//! ```
+//!
+//! How: the broker runs on a manual clock (`--manual-clock-file`). Two topics get N entities of
+//! about 300 B each (`unpatched`, due at T+1 h, and `patched`, due at T+2 h, with `status:
+//! inactive` as the patch). Once both are indexed the clock jumps to each instant in turn, and
+//! the drain time is from the jump until the broker's `fires` counter has grown by N (polled
+//! every 10 ms from `/metrics`). The figures are the whole fire path: reading each entity's
+//! latest version, building and appending the fires, recording the fired state in
+//! `__due_state`, and indexing the fires themselves (they are versions like any other).
+//!
+//! `KAIROS_BENCH_OVERRIDES="name=value ..."` passes broker configs (e.g.
+//! `kairos.acks.all.fsync=false`, to see what the fsyncs cost). With `KAIROS_BENCH_PROFILE_WAIT_S=S` the bench prints the broker's pid and waits S seconds
+//! before each drain, time to attach a profiler.
+
+#[path = "e2e_due_workload.rs"]
+mod e2e_due_workload;
+#[path = "e2e_support.rs"]
+mod e2e_support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use e2e_due_workload::{VALUE_BYTES, env_usize, metric, produce, wait_for_metric};
+use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+const HOUR_MS: i64 = 3_600_000;
+
+async fn create_topics(bootstrap: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin");
+    let unpatched = NewTopic::new("unpatched", partitions, TopicReplication::Fixed(1))
+        .set("temporal.fields", "/expiration_date");
+    let patched = NewTopic::new("patched", partitions, TopicReplication::Fixed(1))
+        .set("temporal.fields", "/expiration_date")
+        .set(
+            "temporal.patch",
+            r#"{"/expiration_date":{"status":"inactive"}}"#,
+        );
+    for result in admin
+        .create_topics([&unpatched, &patched], &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+}
+
+/// Moves the broker's manual clock (a rename, so it never reads a partial file).
+fn set_clock(path: &std::path::Path, now_ms: i64) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, now_ms.to_string()).expect("write clock");
+    std::fs::rename(&tmp, path).expect("move clock");
+}
+
+/// Time until the `fires` counter reaches `target`.
+fn wait_for_fires(metrics: &str, target: f64) -> Duration {
+    let started = Instant::now();
+    loop {
+        if metric(&http_get(metrics, "/metrics"), "due_fires_total").is_some_and(|v| v >= target) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the drain did not finish in 10 min"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_usize("KAIROS_BENCH_ENTITIES", 4_000_000);
+    let partitions = i32::try_from(env_usize("KAIROS_BENCH_PARTITIONS", 4)).unwrap_or(4);
+    let profile_wait = Duration::from_secs(env_usize("KAIROS_BENCH_PROFILE_WAIT_S", 0) as u64);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let clock = dir.path().join("clock");
+    let t0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    set_clock(&clock, t0);
+    let data = dir.path().join("data");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let clock_arg = clock.to_string_lossy().into_owned();
+    let mut args = vec![
+        "--metrics-listener".to_owned(),
+        metrics.clone(),
+        "--manual-clock-file".to_owned(),
+        clock_arg,
+    ];
+    // Broker configs to compare, e.g. `kairos.acks.all.fsync=false`, space-separated.
+    for config in std::env::var("KAIROS_BENCH_OVERRIDES")
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        args.extend(["--override".to_owned(), config.to_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let broker = Broker::start(&data, &args);
+    let bootstrap = broker.bootstrap.clone();
+    let bytes = n * VALUE_BYTES;
+    let disk = disk_mb_s(dir.path(), bytes.min(1 << 30));
+    create_topics(&bootstrap, partitions).await;
+    let instants = [("unpatched", t0 + HOUR_MS), ("patched", t0 + 2 * HOUR_MS)];
+    for (topic, due) in instants {
+        let _ = produce(&bootstrap, topic, n, |_| due).await;
+    }
+    let total = 2.0 * n as f64;
+    wait_for_metric(&metrics, "due_entities", total, Duration::from_secs(600))
+        .expect("every entity indexed");
+
+    println!(
+        "kairos drain: {n} entities of {VALUE_BYTES} B due at one instant, {partitions} partitions"
+    );
+    println!("reference  file write+fsync       {disk:>9.1} MB/s");
+    let mut fired = 0.0;
+    for (topic, due) in instants {
+        if !profile_wait.is_zero() {
+            println!(
+                "profile    broker pid {}; draining {topic} in {profile_wait:?}",
+                broker.pid()
+            );
+            std::thread::sleep(profile_wait);
+        }
+        fired += n as f64;
+        let cpu = broker.cpu_time();
+        set_clock(&clock, due);
+        let drain = wait_for_fires(&metrics, fired);
+        let cpu = broker.cpu_time().saturating_sub(cpu);
+        println!(
+            "drain      {topic:<10} {n:>9} fires in {:>6.2} s  {:>9.0} fires/s  {:>6.1} MB/s of source values  broker CPU {:.2} s ({:.2} cores, {:.1} us/fire)",
+            drain.as_secs_f64(),
+            n as f64 / drain.as_secs_f64(),
+            mb_s(bytes, drain),
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() / drain.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+    broker.stop();
+}
