@@ -18,9 +18,9 @@
 //! `kairos.acks.all.fsync=false`, to see what the fsyncs cost). With `KAIROS_BENCH_PROFILE_WAIT_S=S` the bench prints the broker's pid and waits S seconds
 //! before each drain, time to attach a profiler.
 
-#[path = "e2e_due_workload.rs"]
+#[path = "e2e/due_workload.rs"]
 mod e2e_due_workload;
-#[path = "e2e_support.rs"]
+#[path = "e2e/support.rs"]
 mod e2e_support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

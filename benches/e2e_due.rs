@@ -21,9 +21,9 @@
 //! - index-ready time after a clean restart (from the snapshot): process start until the index
 //!   holds every entity again.
 
-#[path = "e2e_due_workload.rs"]
+#[path = "e2e/due_workload.rs"]
 mod e2e_due_workload;
-#[path = "e2e_support.rs"]
+#[path = "e2e/support.rs"]
 mod e2e_support;
 
 use std::collections::BTreeMap;
@@ -36,7 +36,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 const FRACTIONS: [f64; 5] = [0.005, 0.01, 0.05, 0.1, 0.5];

@@ -14,7 +14,7 @@
 //! - acks=1 round-trip latency of raw Produce requests, one in flight (the broker alone);
 //! - the broker's idle RSS.
 
-#[path = "e2e_support.rs"]
+#[path = "e2e/support.rs"]
 mod e2e_support;
 
 use std::io::{Read, Write};

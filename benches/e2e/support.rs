@@ -1,6 +1,6 @@
 //! Helpers of the end-to-end benches (`e2e_*`): the `kairos` binary as a child process, the
 //! raw machine references measured in the same run, and percentiles. Included with
-//! `#[path = "e2e_support.rs"] mod e2e_support;`.
+//! `#[path = "e2e/support.rs"] mod e2e_support;`.
 #![allow(
     dead_code,
     reason = "each end-to-end bench uses a different subset of these helpers"

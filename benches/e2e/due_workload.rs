@@ -1,7 +1,7 @@
 //! The due index workload of the end-to-end benches (`e2e_due`, `e2e_drain`): keyed JSON
 //! entities of about 300 B with an `expiration_date`, produced through librdkafka, and the
 //! broker's Prometheus metrics read back. Included with
-//! `#[path = "e2e_due_workload.rs"] mod e2e_due_workload;`.
+//! `#[path = "e2e/due_workload.rs"] mod e2e_due_workload;`.
 #![allow(
     dead_code,
     reason = "each due bench uses a different subset of these helpers"
