@@ -525,29 +525,6 @@ impl DueIndex {
         near_run + near_heap + far
     }
 
-    /// The earliest pending due time, without reorganising anything (for metrics).
-    #[must_use]
-    pub fn earliest_pending(&self) -> Option<i64> {
-        let live = |&&(due, idx): &&(i64, u32)| self.slot(idx).due_ms == due;
-        // The run is sorted, so its first live element is its earliest.
-        let run = self.near.run.iter().find(live).map(|&(due, _)| due);
-        let heap = self
-            .near
-            .heap
-            .iter()
-            .map(|Reverse(e)| e)
-            .filter(live)
-            .map(|&(due, _)| due)
-            .min();
-        let far = self.far.values().find_map(|ids| {
-            ids.iter()
-                .map(|&idx| self.slot(idx).due_ms)
-                .filter(|&due| due != NO_DUE)
-                .min()
-        });
-        [run, heap, far].into_iter().flatten().min()
-    }
-
     /// Number of pending entries.
     #[must_use]
     pub fn pending(&self) -> usize {

@@ -5,14 +5,18 @@
 //! patch that is not an object, or a target that is not an object, replaces the target. A value
 //! that is not JSON at all is treated as `null`, so an object patch replaces it.
 
+mod top_level;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// Parsed `temporal.patch`: selector text → merge patch.
+use self::top_level::TopLevelPatch;
+
+/// Parsed `temporal.patch`: selector text → merge patch, with its fast form where it has one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FirePatches {
-    patches: BTreeMap<String, Value>,
+    patches: BTreeMap<String, (Value, Option<TopLevelPatch>)>,
 }
 
 impl FirePatches {
@@ -37,7 +41,8 @@ impl FirePatches {
                     "temporal.patch names {selector:?}, which is not in temporal.fields"
                 ));
             }
-            let _ = patches.insert(selector, patch);
+            let fast = TopLevelPatch::of(&patch);
+            let _ = patches.insert(selector, (patch, fast));
         }
         Ok(Self { patches })
     }
@@ -45,14 +50,17 @@ impl FirePatches {
     /// The patch for a selector, if any.
     #[must_use]
     pub fn for_field(&self, selector: &str) -> Option<&Value> {
-        self.patches.get(selector)
+        self.patches.get(selector).map(|(patch, _)| patch)
     }
 
     /// Applies the selector's patch to `value` and returns the new value bytes, or `None` when
     /// the selector has no patch (the fire carries the value unchanged).
     #[must_use]
     pub fn apply(&self, selector: &str, value: Option<&[u8]>) -> Option<Vec<u8>> {
-        let patch = self.patches.get(selector)?;
+        let (patch, fast) = self.patches.get(selector)?;
+        if let Some(patched) = fast.as_ref().zip(value).and_then(|(f, v)| f.apply(v)) {
+            return Some(patched);
+        }
         let mut target = value
             .and_then(|v| serde_json::from_slice::<Value>(v).ok())
             .unwrap_or(Value::Null);
