@@ -19,10 +19,16 @@ pub async fn run(
     );
     // Real time, not the injected clock: snapshots bound recovery work, not due times.
     let mut next_snapshot = tokio::time::Instant::now() + snapshot_every;
+    // The checkpoint runs beside the passes, not in this loop: writing and syncing the
+    // snapshots of millions of entities takes seconds, and fires due meanwhile would wait
+    // for it (it takes the service's lock only to encode one partition at a time).
+    let mut checkpoint: Option<tokio::task::JoinHandle<()>> = None;
     loop {
-        if tokio::time::Instant::now() >= next_snapshot {
+        if tokio::time::Instant::now() >= next_snapshot
+            && checkpoint.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+        {
             let service = Arc::clone(&service);
-            let _ = tokio::task::spawn_blocking(move || service.checkpoint()).await;
+            checkpoint = Some(tokio::task::spawn_blocking(move || service.checkpoint()));
             next_snapshot = tokio::time::Instant::now() + snapshot_every;
         }
         let topics = state.metadata.topics();
@@ -77,6 +83,9 @@ pub async fn run(
             _ = appends.changed() => {}
             () = clock_moved => {}
             () = shutdown.recv() => {
+                if let Some(running) = checkpoint.take() {
+                    let _ = running.await;
+                }
                 let service = Arc::clone(&service);
                 let _ = tokio::task::spawn_blocking(move || service.checkpoint()).await;
                 return;
