@@ -20,7 +20,8 @@
 //! only if no version was appended to the source since the decision, exactly as
 //! `append_if_end_is` does for the same-topic path. The pulse is then the only holder of two
 //! log locks at once (source, then target); producers and coordinators hold one at a time, and
-//! the pulse is a single task, so the two cannot deadlock. A topic whose target is itself is
+//! the pulse steps such partitions one at a time (only same-topic steps run in parallel, see
+//! `DueService::pass`), so the two cannot deadlock. A topic whose target is itself is
 //! the same-topic path (never two locks on one log).
 //!
 //! The async task that sleeps until the next due time and calls this is the broker's.

@@ -25,7 +25,9 @@ pub async fn run(
     let mut checkpoint: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if tokio::time::Instant::now() >= next_snapshot
-            && checkpoint.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+            && checkpoint
+                .as_ref()
+                .is_none_or(tokio::task::JoinHandle::is_finished)
         {
             let service = Arc::clone(&service);
             checkpoint = Some(tokio::task::spawn_blocking(move || service.checkpoint()));

@@ -530,11 +530,11 @@ impl DueService {
 
     /// One pulse pass: every partition catches up and fires what is due at `now_ms`.
     ///
-    /// When more than one partition has something due, the partitions are stepped on up to
-    /// [`PULSE_THREADS`] scoped threads, each with its own share: a step only touches its own
-    /// partition, its target and `__due_state` (whose appends are safe from any thread), and
-    /// this lock is held throughout, so the rules of the module docs hold as in a sequential
-    /// pass. A backlog then drains on every core instead of one.
+    /// When more than one partition has something due, the partitions that fire into
+    /// themselves are stepped on up to [`PULSE_THREADS`] scoped threads, each with its own
+    /// share: a step only touches its own partition and `__due_state` (whose appends are safe
+    /// from any thread), and this lock is held throughout, so the rules of the module docs hold
+    /// as in a sequential pass. A backlog then drains on every core instead of one.
     pub(super) fn pass(&self, now_ms: i64) -> Pass {
         let mut partitions = self.partitions.lock();
         let mut due = 0;
@@ -557,9 +557,19 @@ impl DueService {
                 self.step_and_peek(tp, tracked, now_ms, &mut pass);
             }
         } else {
+            // Partitions firing into a target topic hold two log locks at once (source, then
+            // target); two of them on different threads could wait for each other when targets
+            // form a cycle (A → B → A). They are stepped here, one after another, and only
+            // partitions firing into themselves (one log lock at a time) share the threads.
+            let (same_topic, targeted): (Vec<_>, Vec<_>) = partitions
+                .iter_mut()
+                .partition(|(_, tracked)| tracked.target.is_none());
+            for (tp, tracked) in targeted {
+                self.step_and_peek(tp, tracked, now_ms, &mut pass);
+            }
             let mut shares: Vec<Vec<(&TopicPartition, &mut Tracked)>> =
                 (0..threads).map(|_| Vec::new()).collect();
-            for (i, entry) in partitions.iter_mut().enumerate() {
+            for (i, entry) in same_topic.into_iter().enumerate() {
                 if let Some(share) = shares.get_mut(i % threads) {
                     share.push(entry);
                 }

@@ -270,3 +270,70 @@ async fn a_missing_target_is_retried_and_fires_once_its_partition_exists() {
     );
     broker.shutdown().await.unwrap();
 }
+
+/// Two topics that fire into each other (`ping` → `pong` → `ping`) and one that fires into
+/// itself, all due in the same pass on several partitions. Steps into a target hold two log
+/// locks, so a pass that ran two of them at once could deadlock on the cycle; every fire
+/// arrives, and an entity fired back into its own topic does not fire again there (its
+/// (key, field, due time) already fired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topics_firing_into_each_other_and_themselves_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let broker = broker_in(dir.path(), &clock).await;
+    let bootstrap = broker.bootstrap_servers();
+    let due = T0 + 1_000;
+    for (topic, target) in [
+        ("ping", Some("pong")),
+        ("pong", Some("ping")),
+        ("solo", None),
+    ] {
+        let mut configs = vec![("temporal.fields", "/at")];
+        if let Some(target) = target {
+            configs.push(("temporal.target.topic", target));
+        }
+        support::create_topic(&bootstrap, topic, 2, &configs).await;
+    }
+    for topic in ["ping", "pong", "solo"] {
+        for partition in 0..2 {
+            let key = format!("{topic}-{partition}");
+            produce_to(
+                &bootstrap,
+                topic,
+                partition,
+                &key,
+                &format!(r#"{{"at":{due}}}"#),
+            )
+            .await;
+        }
+    }
+    clock.set_ms(due);
+    // ping: its 2 entities, pong's 2 fired into it, and its own 2 fired back by pong.
+    for (topic, other) in [("ping", "pong"), ("pong", "ping")] {
+        let records = read_all(&bootstrap, topic, 2, 6, Duration::from_secs(20)).await;
+        let from = |source: &str, prefix: &str| {
+            records
+                .iter()
+                .filter(|m| header(m, "kairos.source.topic").as_deref() == Some(source))
+                .filter(|m| m.key().is_some_and(|k| k.starts_with(prefix.as_bytes())))
+                .count()
+        };
+        assert_eq!(from(other, other), 2, "{topic}: {records:?}");
+        assert_eq!(from(other, topic), 2, "{topic}: {records:?}");
+        for message in &records {
+            let key = std::str::from_utf8(message.key().unwrap()).unwrap();
+            assert!(
+                key.ends_with(&message.partition().to_string()),
+                "{key} in its partition"
+            );
+        }
+    }
+    let solo = read_all(&bootstrap, "solo", 2, 4, Duration::from_secs(20)).await;
+    assert_eq!(solo.len(), 4, "two entities and their fires: {solo:?}");
+    wait_for_metrics(
+        &broker,
+        &["kairos_due_fires_total 10", "kairos_due_backlog 0"],
+    )
+    .await;
+    broker.shutdown().await.unwrap();
+}
