@@ -234,7 +234,8 @@ impl InternalTopic {
         for record in records {
             builder = builder.record(Some(&record.key), record.value.as_deref(), now_ms);
         }
-        let mut bytes = BytesMut::from(&builder.build()[..]);
+        // Bytes from a Vec and back to BytesMut: no copy (the buffer is unique).
+        let mut bytes = BytesMut::from(bytes::Bytes::from(builder.build()));
         let outcome = log
             .append(
                 &mut bytes,

@@ -80,14 +80,20 @@ impl StateKey {
     /// Encodes the key (see the module docs).
     #[must_use]
     pub fn encode(&self) -> Bytes {
-        let field = self.field.as_bytes();
-        let mut out = BytesMut::with_capacity(KEY_PREFIX_BYTES + 2 + field.len() + self.key.len());
-        out.put_slice(&key_prefix(self.topic_id, self.partition));
+        Self::encode_parts(self.topic_id, self.partition, &self.field, &self.key)
+    }
+
+    /// [`Self::encode`] from borrowed parts (the pulse writes one key per fire).
+    #[must_use]
+    pub fn encode_parts(topic_id: uuid::Uuid, partition: i32, field: &str, key: &[u8]) -> Bytes {
+        let field = field.as_bytes();
+        let mut out = BytesMut::with_capacity(KEY_PREFIX_BYTES + 2 + field.len() + key.len());
+        out.put_slice(&key_prefix(topic_id, partition));
         // Selectors are short (a config value); a longer one is cut rather than mis-framed.
         let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
         out.put_u16(len);
         out.put_slice(&field[..usize::from(len)]);
-        out.put_slice(&self.key);
+        out.put_slice(key);
         out.freeze()
     }
 

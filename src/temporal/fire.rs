@@ -150,8 +150,15 @@ pub fn fire_record(config: &TemporalConfig, entry: &DueEntry, source: &SourceRec
 /// One batch holding `fires`, in order.
 #[must_use]
 pub fn fire_batch(fires: Vec<RecordSpec>) -> Vec<u8> {
+    let mut out = Vec::new();
+    fire_batch_into(fires, &mut out);
+    out
+}
+
+/// [`fire_batch`], appended to `out` (several batches for one append share one buffer).
+pub fn fire_batch_into(fires: Vec<RecordSpec>, out: &mut Vec<u8>) {
     fires
         .into_iter()
         .fold(RecordBatchBuilder::new(), RecordBatchBuilder::record_spec)
-        .build()
+        .build_into(out);
 }

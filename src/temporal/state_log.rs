@@ -178,17 +178,9 @@ fn to_record(
         ),
         FiredChange::Forgotten { key, field } => (key, field, None),
     };
-    let field = fields
-        .get(usize::from(*field))
-        .map_or_else(String::new, |f| f.as_str().to_owned());
+    let field = fields.get(usize::from(*field)).map_or("", |f| f.as_str());
     CoordinatorRecord {
-        key: StateKey {
-            topic_id,
-            partition,
-            field,
-            key: key.clone(),
-        }
-        .encode(),
+        key: StateKey::encode_parts(topic_id, partition, field, key),
         value,
     }
 }

@@ -120,8 +120,19 @@ impl RecordBatchBuilder {
     /// If more than `i32::MAX` records were added.
     #[must_use]
     pub fn build(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.build_into(&mut out);
+        out
+    }
+
+    /// Appends the encoded batch to `out` (nothing for an empty builder), so that batches
+    /// meant for one append are written into one buffer without copying them again.
+    ///
+    /// # Panics
+    /// If more than `i32::MAX` records were added.
+    pub fn build_into(&self, out: &mut Vec<u8>) {
         let Some(first) = self.records.first() else {
-            return Vec::new();
+            return;
         };
         let base_timestamp = first.timestamp_ms;
         let max_timestamp = self
@@ -130,15 +141,26 @@ impl RecordBatchBuilder {
             .map(|r| r.timestamp_ms)
             .max()
             .unwrap_or(base_timestamp);
-        let mut body = Vec::new();
+        // The records are encoded straight after room for the header, which is filled in last:
+        // an uncompressed batch (every batch the broker writes itself) is copied once.
+        let estimate: usize = self.records.iter().map(encoded_size_bound).sum();
+        let start = out.len();
+        out.reserve(BATCH_HEADER_BYTES + estimate);
+        out.resize(start + BATCH_HEADER_BYTES, 0);
         let mut record = Vec::new();
         for (delta, spec) in self.records.iter().enumerate() {
             record.clear();
             encode_record(&mut record, spec, base_timestamp, delta);
-            put_varlong(&mut body, len_i64(record.len()));
-            body.extend_from_slice(&record);
+            put_varlong(out, len_i64(record.len()));
+            out.extend_from_slice(&record);
         }
-        let body = compression::compress(self.compression, &body);
+        let body_start = start + BATCH_HEADER_BYTES;
+        if self.compression != Compression::None {
+            let body = compression::compress(self.compression, &out[body_start..]);
+            out.truncate(body_start);
+            out.extend_from_slice(&body);
+        }
+        let body_len = out.len() - body_start;
         let count = i32::try_from(self.records.len()).expect("batch record count fits i32");
         let mut attributes = self.compression.id();
         if self.transactional {
@@ -147,27 +169,40 @@ impl RecordBatchBuilder {
         if self.control {
             attributes |= 0x20;
         }
-        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
-        out.extend_from_slice(&0i64.to_be_bytes());
-        let batch_length = i32::try_from(BATCH_HEADER_BYTES - batch::LOG_OVERHEAD + body.len())
+        let mut header = Vec::with_capacity(BATCH_HEADER_BYTES);
+        header.extend_from_slice(&0i64.to_be_bytes());
+        let batch_length = i32::try_from(BATCH_HEADER_BYTES - batch::LOG_OVERHEAD + body_len)
             .expect("batch fits i32");
-        out.extend_from_slice(&batch_length.to_be_bytes());
-        out.extend_from_slice(&(-1i32).to_be_bytes());
-        out.push(2);
-        out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&attributes.to_be_bytes());
-        out.extend_from_slice(&(count - 1).to_be_bytes());
-        out.extend_from_slice(&base_timestamp.to_be_bytes());
-        out.extend_from_slice(&max_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&count.to_be_bytes());
-        out.extend_from_slice(&body);
-        let crc = crc32c::crc32c(&out[21..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
-        out
+        header.extend_from_slice(&batch_length.to_be_bytes());
+        header.extend_from_slice(&(-1i32).to_be_bytes());
+        header.push(2);
+        header.extend_from_slice(&0u32.to_be_bytes());
+        header.extend_from_slice(&attributes.to_be_bytes());
+        header.extend_from_slice(&(count - 1).to_be_bytes());
+        header.extend_from_slice(&base_timestamp.to_be_bytes());
+        header.extend_from_slice(&max_timestamp.to_be_bytes());
+        header.extend_from_slice(&self.producer_id.to_be_bytes());
+        header.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        header.extend_from_slice(&self.base_sequence.to_be_bytes());
+        header.extend_from_slice(&count.to_be_bytes());
+        out[start..body_start].copy_from_slice(&header);
+        // The CRC covers everything from the attributes on.
+        let crc = crc32c::crc32c(&out[start + 21..]);
+        out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
     }
+}
+
+/// At least the encoded size of `record` (varints counted at their longest).
+fn encoded_size_bound(record: &RecordSpec) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 20)
+        .sum();
+    record.key.as_ref().map_or(0, Vec::len)
+        + record.value.as_ref().map_or(0, Vec::len)
+        + headers
+        + 50
 }
 
 fn len_i64(len: usize) -> i64 {
@@ -238,5 +273,30 @@ mod tests {
                 vec![(&b"h"[..], Some(&b"x"[..])), (&b"n"[..], None)]
             );
         }
+    }
+
+    #[test]
+    fn batches_built_into_one_buffer_follow_each_other_whole() {
+        let mut out = b"prefix".to_vec();
+        for (codec, key) in [(Compression::None, b"a"), (Compression::Gzip, b"b")] {
+            RecordBatchBuilder::new()
+                .compression(codec)
+                .record(Some(key), Some(b"value"), 7)
+                .build_into(&mut out);
+        }
+        RecordBatchBuilder::new().build_into(&mut out);
+        let rest = out.strip_prefix(&b"prefix"[..]).unwrap();
+        let first = RecordBatchHeader::parse(rest).unwrap();
+        first.verify_crc().unwrap();
+        assert_eq!(first.compression(), Some(Compression::None));
+        let second = RecordBatchHeader::parse(&rest[first.total_size()..]).unwrap();
+        second.verify_crc().unwrap();
+        assert_eq!(second.compression(), Some(Compression::Gzip));
+        assert_eq!(first.total_size() + second.total_size(), rest.len());
+        let records = RecordBytes::of(&second).unwrap();
+        assert_eq!(
+            records.records().next().unwrap().unwrap().key,
+            Some(&b"b"[..])
+        );
     }
 }
