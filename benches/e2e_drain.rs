@@ -16,7 +16,7 @@
 //!
 //! `KAIROS_BENCH_OVERRIDES="name=value ..."` passes broker configs (e.g.
 //! `kairos.acks.all.fsync=false`, to see what the fsyncs cost). With `KAIROS_BENCH_PROFILE_WAIT_S=S` the bench prints the broker's pid and waits S seconds
-//! before each drain, time to attach a profiler.
+//! before the produce phase (the index on) and before each drain, time to attach a profiler.
 
 #[path = "e2e/due_workload.rs"]
 mod e2e_due_workload;
@@ -111,6 +111,13 @@ async fn main() {
     let disk = disk_mb_s(dir.path(), bytes.min(1 << 30));
     create_topics(&bootstrap, partitions).await;
     let instants = [("unpatched", t0 + HOUR_MS), ("patched", t0 + 2 * HOUR_MS)];
+    if !profile_wait.is_zero() {
+        println!(
+            "profile    broker pid {}; producing in {profile_wait:?}",
+            broker.pid()
+        );
+        std::thread::sleep(profile_wait);
+    }
     for (topic, due) in instants {
         let _ = produce(&bootstrap, topic, n, |_| due).await;
     }

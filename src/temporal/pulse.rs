@@ -29,13 +29,13 @@
 use std::collections::HashSet;
 
 use kairos_storage::batch::Batches;
-use kairos_storage::builder::RecordSpec;
+use kairos_storage::builder::BatchWriter;
 use kairos_storage::record::RecordBytes;
 use kairos_storage::{AppendOrigin, Error, Log};
 
 use super::config::TemporalConfig;
 use super::due_index::{DueEntry, EntityId};
-use super::fire::{HEADER_SOURCE_TOPIC, fire_batch_into, fire_record, read_records};
+use super::fire::{FireParts, SourceBatches};
 use super::indexer::{FiredChange, PartitionIndexer};
 
 /// Attempts per step before yielding to foreground appends that keep moving the log end.
@@ -124,22 +124,25 @@ pub fn fire_due(
             return Ok(report);
         }
         // Batches of fires, each within `max.message.bytes` (an oversized batch would fail
-        // every time and the backlog would never drain), appended together: one append and one
-        // fsync per step however large the backlog slice.
-        let mut batches: Vec<Vec<RecordSpec>> = vec![Vec::new()];
+        // every time and the backlog would never drain), encoded one after another into one
+        // buffer and appended together: one append and one fsync per step however large the
+        // backlog slice. Fires borrow keys, values and headers from the source batches.
         let mut fired = Vec::with_capacity(due.len());
         let mut keys = Vec::with_capacity(due.len());
-        let (budget, source_topic) = match &target {
-            FireTarget::Source => (batch_budget(log), None),
+        let (limit, source_topic) = match &target {
+            FireTarget::Source => (batch_limit(log), None),
             FireTarget::Topic {
                 source_topic,
                 log: target,
                 ..
-            } => (batch_budget(target), Some(*source_topic)),
+            } => (batch_limit(target), Some(*source_topic)),
         };
-        let mut bytes = 0;
         let offsets: Vec<i64> = due.iter().map(|e| e.offset).collect();
-        let sources = read_records(log, &offsets)?;
+        let source_batches = SourceBatches::read(log, &offsets)?;
+        let decoded = source_batches.decode();
+        let sources = source_batches.records(&decoded);
+        let mut batch: Vec<u8> = Vec::new();
+        let mut writer = BatchWriter::new(&mut batch);
         for entry in due {
             if unstable.contains(&entry.id) {
                 report.waiting += 1;
@@ -149,39 +152,30 @@ pub fn fire_due(
             // Not `remove`: two fields of one key share their source version.
             match sources.get(&entry.offset) {
                 Some(source)
-                    if source
-                        .key
-                        .as_deref()
-                        .map(|k| EntityId::new(k, entry.id.field()))
-                        == Some(entry.id) =>
+                    if source.key.map(|k| EntityId::new(k, entry.id.field())) == Some(entry.id) =>
                 {
-                    let mut fire = fire_record(config, &entry, source);
-                    if let Some(topic) = source_topic {
-                        fire.headers
-                            .push((HEADER_SOURCE_TOPIC.into(), Some(topic.as_bytes().to_vec())));
+                    let fire = FireParts::new(
+                        config,
+                        &entry,
+                        entry.offset,
+                        (source.key, source.value),
+                        source.headers(),
+                        source_topic,
+                    );
+                    if writer.size() + fire.size_bound() > limit && !writer.is_empty() {
+                        writer.finish();
+                        writer = BatchWriter::new(&mut batch);
                     }
-                    let size = record_size_bound(&fire);
-                    if bytes + size > budget && batches.last().is_some_and(|b| !b.is_empty()) {
-                        batches.push(Vec::new());
-                        bytes = 0;
-                    }
-                    bytes += size;
-                    if let Some(batch) = batches.last_mut() {
-                        batch.push(fire);
-                    }
+                    fire.write(&mut writer);
                     fired.push(entry);
-                    keys.push(source.key.clone().unwrap_or_default());
+                    keys.push(source.key.map(<[u8]>::to_vec).unwrap_or_default());
                 }
                 _ => report.stale += 1,
             }
         }
+        writer.finish();
         if fired.is_empty() {
             return Ok(report);
-        }
-        // Encoded into one buffer, each batch in place.
-        let mut batch: Vec<u8> = Vec::new();
-        for fires in batches.into_iter().filter(|fires| !fires.is_empty()) {
-            fire_batch_into(fires, &mut batch);
         }
         let appended = match &mut target {
             // Appended at `end` if at all.
@@ -237,24 +231,11 @@ fn first_offset(outcome: &kairos_storage::AppendOutcome) -> i64 {
     }
 }
 
-/// Bytes of records one fire batch may hold: `max.message.bytes` less the batch header.
-fn batch_budget(log: &Log) -> usize {
-    let max = usize::try_from(log.config().max_message_bytes).unwrap_or(usize::MAX);
-    max.saturating_sub(kairos_storage::batch::BATCH_HEADER_BYTES)
+/// Bytes one fire batch may take, header included: `max.message.bytes`.
+fn batch_limit(log: &Log) -> usize {
+    usize::try_from(log.config().max_message_bytes)
+        .unwrap_or(usize::MAX)
         .max(1)
-}
-
-/// An upper bound of a record's encoded size (varint lengths and deltas included).
-fn record_size_bound(record: &RecordSpec) -> usize {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 10)
-        .sum();
-    record.key.as_ref().map_or(0, Vec::len)
-        + record.value.as_ref().map_or(0, Vec::len)
-        + headers
-        + 32
 }
 
 fn requeue(indexer: &mut PartitionIndexer, entries: &[DueEntry]) {

@@ -160,7 +160,6 @@ impl RecordBatchBuilder {
             out.truncate(body_start);
             out.extend_from_slice(&body);
         }
-        let body_len = out.len() - body_start;
         let count = i32::try_from(self.records.len()).expect("batch record count fits i32");
         let mut attributes = self.compression.id();
         if self.transactional {
@@ -169,26 +168,157 @@ impl RecordBatchBuilder {
         if self.control {
             attributes |= 0x20;
         }
-        let mut header = Vec::with_capacity(BATCH_HEADER_BYTES);
-        header.extend_from_slice(&0i64.to_be_bytes());
-        let batch_length = i32::try_from(BATCH_HEADER_BYTES - batch::LOG_OVERHEAD + body_len)
-            .expect("batch fits i32");
-        header.extend_from_slice(&batch_length.to_be_bytes());
-        header.extend_from_slice(&(-1i32).to_be_bytes());
-        header.push(2);
-        header.extend_from_slice(&0u32.to_be_bytes());
-        header.extend_from_slice(&attributes.to_be_bytes());
-        header.extend_from_slice(&(count - 1).to_be_bytes());
-        header.extend_from_slice(&base_timestamp.to_be_bytes());
-        header.extend_from_slice(&max_timestamp.to_be_bytes());
-        header.extend_from_slice(&self.producer_id.to_be_bytes());
-        header.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        header.extend_from_slice(&self.base_sequence.to_be_bytes());
-        header.extend_from_slice(&count.to_be_bytes());
-        out[start..body_start].copy_from_slice(&header);
-        // The CRC covers everything from the attributes on.
-        let crc = crc32c::crc32c(&out[start + 21..]);
-        out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
+        finish_batch(
+            out,
+            start,
+            &BatchFields {
+                attributes,
+                count,
+                base_timestamp,
+                max_timestamp,
+                producer_id: self.producer_id,
+                producer_epoch: self.producer_epoch,
+                base_sequence: self.base_sequence,
+            },
+        );
+    }
+}
+
+/// The header fields of a batch whose records are already encoded.
+struct BatchFields {
+    attributes: i16,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+}
+
+/// Fills in the header of the batch at `out[start..]` (room left for it, records after it)
+/// and its CRC.
+fn finish_batch(out: &mut [u8], start: usize, fields: &BatchFields) {
+    let body_start = start + BATCH_HEADER_BYTES;
+    let body_len = out.len() - body_start;
+    let mut header = Vec::with_capacity(BATCH_HEADER_BYTES);
+    header.extend_from_slice(&0i64.to_be_bytes());
+    let batch_length =
+        i32::try_from(BATCH_HEADER_BYTES - batch::LOG_OVERHEAD + body_len).expect("batch fits i32");
+    header.extend_from_slice(&batch_length.to_be_bytes());
+    header.extend_from_slice(&(-1i32).to_be_bytes());
+    header.push(2);
+    header.extend_from_slice(&0u32.to_be_bytes());
+    header.extend_from_slice(&fields.attributes.to_be_bytes());
+    header.extend_from_slice(&(fields.count - 1).to_be_bytes());
+    header.extend_from_slice(&fields.base_timestamp.to_be_bytes());
+    header.extend_from_slice(&fields.max_timestamp.to_be_bytes());
+    header.extend_from_slice(&fields.producer_id.to_be_bytes());
+    header.extend_from_slice(&fields.producer_epoch.to_be_bytes());
+    header.extend_from_slice(&fields.base_sequence.to_be_bytes());
+    header.extend_from_slice(&fields.count.to_be_bytes());
+    out[start..body_start].copy_from_slice(&header);
+    // The CRC covers everything from the attributes on.
+    let crc = crc32c::crc32c(&out[start + 21..]);
+    out[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Encodes one plain (uncompressed, non-idempotent) batch record by record, straight into a
+/// buffer and from borrowed parts: for the broker's own high-volume writes (due index fires),
+/// which would otherwise copy every key, value and header into a [`RecordSpec`] first.
+#[derive(Debug)]
+pub struct BatchWriter<'o> {
+    out: &'o mut Vec<u8>,
+    start: usize,
+    count: usize,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    record: Vec<u8>,
+}
+
+impl<'o> BatchWriter<'o> {
+    /// A batch appended to `out` (left as it was if no record is pushed).
+    pub fn new(out: &'o mut Vec<u8>) -> Self {
+        let start = out.len();
+        out.resize(start + BATCH_HEADER_BYTES, 0);
+        Self {
+            out,
+            start,
+            count: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            record: Vec::new(),
+        }
+    }
+
+    /// Records pushed so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no record was pushed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the batch so far, header included.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.out.len() - self.start
+    }
+
+    /// Adds a record.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp_ms: i64,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp_ms;
+            self.max_timestamp = timestamp_ms;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp_ms);
+        self.record.clear();
+        encode_record_parts(
+            &mut self.record,
+            RecordParts {
+                key,
+                value,
+                timestamp_delta: timestamp_ms - self.base_timestamp,
+                offset_delta: self.count,
+            },
+            headers.iter().copied(),
+        );
+        put_varlong(self.out, len_i64(self.record.len()));
+        self.out.extend_from_slice(&self.record);
+        self.count += 1;
+    }
+
+    /// Completes the batch (header and CRC), or removes it if it has no record.
+    ///
+    /// # Panics
+    /// If more than `i32::MAX` records were pushed.
+    pub fn finish(self) {
+        if self.count == 0 {
+            self.out.truncate(self.start);
+            return;
+        }
+        finish_batch(
+            self.out,
+            self.start,
+            &BatchFields {
+                attributes: Compression::None.id(),
+                count: i32::try_from(self.count).expect("batch record count fits i32"),
+                base_timestamp: self.base_timestamp,
+                max_timestamp: self.max_timestamp,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: -1,
+                base_sequence: NO_SEQUENCE,
+            },
+        );
     }
 }
 
@@ -219,16 +349,43 @@ fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
+/// The fixed parts of one record.
+struct RecordParts<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    timestamp_delta: i64,
+    offset_delta: usize,
+}
+
 fn encode_record(out: &mut Vec<u8>, spec: &RecordSpec, base_timestamp: i64, offset_delta: usize) {
+    encode_record_parts(
+        out,
+        RecordParts {
+            key: spec.key.as_deref(),
+            value: spec.value.as_deref(),
+            timestamp_delta: spec.timestamp_ms - base_timestamp,
+            offset_delta,
+        },
+        spec.headers
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_deref())),
+    );
+}
+
+fn encode_record_parts<'h>(
+    out: &mut Vec<u8>,
+    parts: RecordParts<'_>,
+    headers: impl ExactSizeIterator<Item = (&'h [u8], Option<&'h [u8]>)>,
+) {
     out.push(0);
-    put_varlong(out, spec.timestamp_ms - base_timestamp);
-    put_varlong(out, len_i64(offset_delta));
-    put_bytes(out, spec.key.as_deref());
-    put_bytes(out, spec.value.as_deref());
-    put_varlong(out, len_i64(spec.headers.len()));
-    for (key, value) in &spec.headers {
-        put_bytes(out, Some(key.as_bytes()));
-        put_bytes(out, value.as_deref());
+    put_varlong(out, parts.timestamp_delta);
+    put_varlong(out, len_i64(parts.offset_delta));
+    put_bytes(out, parts.key);
+    put_bytes(out, parts.value);
+    put_varlong(out, len_i64(headers.len()));
+    for (key, value) in headers {
+        put_bytes(out, Some(key));
+        put_bytes(out, value);
     }
 }
 
@@ -297,6 +454,53 @@ mod tests {
         assert_eq!(
             records.records().next().unwrap().unwrap().key,
             Some(&b"b"[..])
+        );
+    }
+
+    #[test]
+    fn a_batch_writer_encodes_what_the_builder_does() {
+        let specs = [
+            RecordSpec {
+                key: Some(b"k1".to_vec()),
+                value: Some(b"v1".to_vec()),
+                timestamp_ms: 100,
+                headers: vec![("h".into(), Some(b"x".to_vec())), ("n".into(), None)],
+            },
+            RecordSpec {
+                key: None,
+                value: None,
+                timestamp_ms: 90,
+                headers: Vec::new(),
+            },
+        ];
+        let built = specs
+            .iter()
+            .cloned()
+            .fold(RecordBatchBuilder::new(), RecordBatchBuilder::record_spec)
+            .build();
+        let mut out = b"before".to_vec();
+        let mut writer = BatchWriter::new(&mut out);
+        for spec in &specs {
+            let headers: Vec<(&[u8], Option<&[u8]>)> = spec
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_deref()))
+                .collect();
+            writer.push(
+                spec.key.as_deref(),
+                spec.value.as_deref(),
+                spec.timestamp_ms,
+                &headers,
+            );
+        }
+        assert_eq!((writer.len(), writer.size()), (2, built.len()));
+        writer.finish();
+        assert_eq!(out.strip_prefix(&b"before"[..]), Some(&built[..]));
+        BatchWriter::new(&mut out).finish();
+        assert_eq!(
+            out.len(),
+            b"before".len() + built.len(),
+            "an empty batch leaves nothing"
         );
     }
 }
