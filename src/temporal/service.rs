@@ -81,8 +81,11 @@ use crate::topic_config;
 
 /// Most fires appended per partition per step: the slice a backlog drains in.
 pub const FIRES_PER_STEP: usize = 10_000;
-/// Most threads a pass steps partitions on (fewer on a machine with fewer cores).
+/// Most threads a pass steps partitions on.
 const PULSE_THREADS: usize = 4;
+/// Longest a pass keeps stepping one partition with a backlog (other partitions of the same
+/// thread, and the next pass, wait at most about this long).
+const STEP_BUDGET: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest the pulse sleeps without a reason, so config changes are picked up.
 pub(super) const IDLE_WAKE_MS: i64 = 1_000;
 /// Wait after a step that could not fire what was due (open transaction, storage error).
@@ -367,7 +370,10 @@ impl DueService {
         }
     }
 
-    /// [`Self::step`], then notes the partition's next due time in `pass`.
+    /// [`Self::step`], again while it fires whole slices, for up to [`STEP_BUDGET`]; then
+    /// notes the partition's next due time in `pass`. Stepping on, rather than returning to
+    /// the pass after one slice, lets the threads of a pass drift apart, so one computes while
+    /// another waits for its fsyncs.
     fn step_and_peek(
         &self,
         tp: &TopicPartition,
@@ -375,7 +381,15 @@ impl DueService {
         now_ms: i64,
         pass: &mut Pass,
     ) {
-        self.step(tp, tracked, now_ms, pass);
+        let started = crate::clock::Stopwatch::start();
+        loop {
+            let before = pass.fired;
+            self.step(tp, tracked, now_ms, pass);
+            let whole_slice = pass.fired - before >= FIRES_PER_STEP;
+            if !whole_slice || pass.failed || started.elapsed() >= STEP_BUDGET {
+                break;
+            }
+        }
         let next = tracked.indexer.index_mut().next_due();
         pass.next_due = min_of(pass.next_due, next);
     }
