@@ -645,9 +645,10 @@ impl DueService {
         pass
     }
 
-    /// Writes every partition's snapshot (tmp + fsync + rename). Each partition is encoded
-    /// under the lock and written after releasing it, one partition at a time, so the pulse
-    /// waits at most for one partition's encoding (memory speed), never for the disk. A
+    /// Writes every partition's snapshot (tmp + fsync + rename). Each partition's entries are
+    /// gathered under the lock, then encoded and written after releasing it, one partition at
+    /// a time, so the pulse waits at most for one partition's gathering (memory speed), never
+    /// for the encoding or the disk. A
     /// partition with fired state still to record is skipped (rule 2 of the module docs); once
     /// a snapshot is durable, the cleaner may follow it (rule 3).
     pub fn checkpoint(&self) {
@@ -666,22 +667,24 @@ impl DueService {
                     .get(&tp)
                     .filter(|t| t.unflushed.is_empty() && !t.indexer.has_changes())
                     .map(|tracked| {
-                        let mut bytes = Vec::new();
-                        let cursor = tracked.indexer.cursor();
-                        let _ = snapshot::write(tracked.indexer.index(), cursor, &mut bytes);
+                        let index = tracked.indexer.index();
                         let path = self.snapshot_path(&tp, tracked.topic_id, &tracked.index_key);
                         (
                             path,
-                            bytes,
-                            cursor,
+                            (index.snapshot_entries(), index.entities()),
+                            tracked.indexer.cursor(),
                             tracked.topic_id,
                             tracked.index_key.clone(),
                         )
                     })
             };
-            let Some((path, bytes, cursor, topic_id, index_key)) = encoded else {
+            let Some((path, (entries, entities), cursor, topic_id, index_key)) = encoded else {
                 continue;
             };
+            // Encoded after the lock is released: the pulse waits only for the gathering.
+            let mut bytes = Vec::new();
+            let _ = snapshot::write_entries(&entries, entities, cursor, &mut bytes);
+            drop(entries);
             if let Err(error) = write_file_atomically(&path, &bytes) {
                 tracing::warn!(?path, %error, "due index snapshot not written");
                 continue;
