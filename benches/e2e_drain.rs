@@ -14,6 +14,10 @@
 //! latest version, building and appending the fires, recording the fired state in
 //! `__due_state`, and indexing the fires themselves (they are versions like any other).
 //!
+//! Beside each drain, and for 2 s before them as the reference, a producer writes one record
+//! at a time to a plain topic and its acknowledgement latency is reported: the drain must not
+//! starve foreground traffic.
+//!
 //! `KAIROS_BENCH_OVERRIDES="name=value ..."` passes broker configs (e.g.
 //! `kairos.acks.all.fsync=false`, to see what the fsyncs cost). With `KAIROS_BENCH_PROFILE_WAIT_S=S` the bench prints the broker's pid and waits S seconds
 //! before the produce phase (the index on) and before each drain, time to attach a profiler.
@@ -23,13 +27,16 @@ mod e2e_due_workload;
 #[path = "e2e/support.rs"]
 mod e2e_support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e_due_workload::{VALUE_BYTES, env_usize, metric, produce, wait_for_metric};
-use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s};
+use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s, percentile};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -46,8 +53,9 @@ async fn create_topics(bootstrap: &str, partitions: i32) {
             "temporal.patch",
             r#"{"/expiration_date":{"status":"inactive"}}"#,
         );
+    let foreground = NewTopic::new("foreground", 1, TopicReplication::Fixed(1));
     for result in admin
-        .create_topics([&unpatched, &patched], &AdminOptions::new())
+        .create_topics([&unpatched, &patched, &foreground], &AdminOptions::new())
         .await
         .expect("create topics")
     {
@@ -60,6 +68,43 @@ fn set_clock(path: &std::path::Path, now_ms: i64) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, now_ms.to_string()).expect("write clock");
     std::fs::rename(&tmp, path).expect("move clock");
+}
+
+/// Foreground traffic beside a drain: one 300 B record at a time into the plain topic
+/// `foreground` (acks=1), every 2 ms until `stop`; the acknowledgement latency of each.
+fn spawn_probe(bootstrap: &str, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<Duration>> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "1")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    tokio::spawn(async move {
+        let payload = vec![b'x'; VALUE_BYTES];
+        let mut latencies = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let sent = Instant::now();
+            let record = FutureRecord::to("foreground").key("k").payload(&payload);
+            if producer.send(record, Duration::from_secs(30)).await.is_ok() {
+                latencies.push(sent.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies
+    })
+}
+
+/// Stops a probe and formats its latencies.
+async fn probe_report(probe: tokio::task::JoinHandle<Vec<Duration>>, stop: &AtomicBool) -> String {
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = probe.await.expect("probe");
+    latencies.sort_unstable();
+    format!(
+        "{} produces, ack p50 {:.2} ms p99 {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    )
 }
 
 /// Time until the `fires` counter reaches `target`.
@@ -129,6 +174,10 @@ async fn main() {
         "kairos drain: {n} entities of {VALUE_BYTES} B due at one instant, {partitions} partitions"
     );
     println!("reference  file write+fsync       {disk:>9.1} MB/s");
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = spawn_probe(&bootstrap, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("foreground idle: {}", probe_report(probe, &stop).await);
     let mut fired = 0.0;
     for (topic, due) in instants {
         if !profile_wait.is_zero() {
@@ -140,9 +189,17 @@ async fn main() {
         }
         fired += n as f64;
         let cpu = broker.cpu_time();
+        let stop = Arc::new(AtomicBool::new(false));
+        let probe = spawn_probe(&bootstrap, Arc::clone(&stop));
         set_clock(&clock, due);
-        let drain = wait_for_fires(&metrics, fired);
+        let drain = {
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || wait_for_fires(&metrics, fired))
+                .await
+                .expect("drain")
+        };
         let cpu = broker.cpu_time().saturating_sub(cpu);
+        let foreground = probe_report(probe, &stop).await;
         println!(
             "drain      {topic:<10} {n:>9} fires in {:>6.2} s  {:>9.0} fires/s  {:>6.1} MB/s of source values  broker CPU {:.2} s ({:.2} cores, {:.1} us/fire)",
             drain.as_secs_f64(),
@@ -152,6 +209,7 @@ async fn main() {
             cpu.as_secs_f64() / drain.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / n as f64
         );
+        println!("           foreground meanwhile: {foreground}");
     }
     broker.stop();
 }

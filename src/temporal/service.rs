@@ -645,10 +645,10 @@ impl DueService {
         pass
     }
 
-    /// Writes every partition's snapshot (tmp + fsync + rename). Each partition's entries are
-    /// gathered under the lock, then encoded and written after releasing it, one partition at
-    /// a time, so the pulse waits at most for one partition's gathering (memory speed), never
-    /// for the encoding or the disk. A
+    /// Writes every partition's snapshot (tmp + fsync + rename). Each partition's index is
+    /// copied under the lock, then encoded and written after releasing it, one partition at a
+    /// time (so the copy costs one partition's index in memory for a moment), and the pulse
+    /// waits at most for one copy, never for the encoding or the disk. A
     /// partition with fired state still to record is skipped (rule 2 of the module docs); once
     /// a snapshot is durable, the cleaner may follow it (rule 3).
     pub fn checkpoint(&self) {
@@ -667,24 +667,25 @@ impl DueService {
                     .get(&tp)
                     .filter(|t| t.unflushed.is_empty() && !t.indexer.has_changes())
                     .map(|tracked| {
-                        let index = tracked.indexer.index();
                         let path = self.snapshot_path(&tp, tracked.topic_id, &tracked.index_key);
                         (
                             path,
-                            (index.snapshot_entries(), index.entities()),
+                            tracked.indexer.index().clone(),
                             tracked.indexer.cursor(),
                             tracked.topic_id,
                             tracked.index_key.clone(),
                         )
                     })
             };
-            let Some((path, (entries, entities), cursor, topic_id, index_key)) = encoded else {
+            let Some((path, index, cursor, topic_id, index_key)) = encoded else {
                 continue;
             };
-            // Encoded after the lock is released: the pulse waits only for the gathering.
+            // Encoded from the copy after the lock is released: the pulse waits only for the
+            // copy (memory bandwidth, tens of ms for millions of entities), not for gathering
+            // the entries in due order (random reads of every slot, hundreds of ms).
             let mut bytes = Vec::new();
-            let _ = snapshot::write_entries(&entries, entities, cursor, &mut bytes);
-            drop(entries);
+            let _ = snapshot::write(&index, cursor, &mut bytes);
+            drop(index);
             if let Err(error) = write_file_atomically(&path, &bytes) {
                 tracing::warn!(?path, %error, "due index snapshot not written");
                 continue;

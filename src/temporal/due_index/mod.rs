@@ -141,7 +141,7 @@ pub enum Upsert {
 }
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DueIndex {
     chunks: Vec<Box<[Slot]>>,
     slots_used: u32,

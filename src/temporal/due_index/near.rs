@@ -5,7 +5,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 /// Entries due before `near_until_ms`: a sorted run from a promoted bucket plus a heap of
 /// entries inserted into the window afterwards.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Near {
     pub(super) run: VecDeque<(i64, u32)>,
     pub(super) heap: BinaryHeap<Reverse<(i64, u32)>>,
