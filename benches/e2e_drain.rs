@@ -209,7 +209,7 @@ async fn main() {
             cpu.as_secs_f64() / drain.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / n as f64
         );
-        println!("           foreground meanwhile: {foreground}");
+        println!("foreground during the {topic} drain: {foreground}");
     }
     broker.stop();
 }
