@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e_due_workload::{VALUE_BYTES, env_usize, metric, produce, wait_for_metric};
-use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s, percentile};
+use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s, override_args, percentile};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -142,13 +142,7 @@ async fn main() {
         "--manual-clock-file".to_owned(),
         clock_arg,
     ];
-    // Broker configs to compare, e.g. `kairos.acks.all.fsync=false`, space-separated.
-    for config in std::env::var("KAIROS_BENCH_OVERRIDES")
-        .unwrap_or_default()
-        .split_whitespace()
-    {
-        args.extend(["--override".to_owned(), config.to_owned()]);
-    }
+    args.extend(override_args());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let broker = Broker::start(&data, &args);
     let bootstrap = broker.bootstrap.clone();

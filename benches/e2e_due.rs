@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench e2e_due   # KAIROS_BENCH_ENTITIES=8000000; KAIROS_BENCH_PARTITIONS=4
+//!                               # KAIROS_BENCH_OVERRIDES="name=value ..." (broker configs)
 //! ```
 //!
 //! Workload (DESIGN §5): N keyed JSON entities of about 300 B, one `expiration_date` each. The
@@ -30,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use e2e_due_workload::{VALUE_BYTES, env_usize, produce, wait_for_metric};
-use e2e_support::{Broker, disk_mb_s, free_port, mb_s, percentile};
+use e2e_support::{Broker, disk_mb_s, free_port, mb_s, override_args, percentile};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -125,7 +126,9 @@ async fn main() {
     let partitions = i32::try_from(env_usize("KAIROS_BENCH_PARTITIONS", 4)).unwrap_or(4);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let metrics = format!("127.0.0.1:{}", free_port());
-    let args = ["--metrics-listener", metrics.as_str()];
+    let mut args = vec!["--metrics-listener".to_owned(), metrics.clone()];
+    args.extend(override_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let broker = Broker::start(dir.path(), &args);
     let bootstrap = broker.bootstrap.clone();
     let bytes = n * VALUE_BYTES;

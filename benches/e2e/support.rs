@@ -11,6 +11,16 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `--override name=value` arguments for the broker from `KAIROS_BENCH_OVERRIDES`
+/// (space-separated `name=value` pairs), to compare broker configs in the same bench.
+pub(crate) fn override_args() -> Vec<String> {
+    std::env::var("KAIROS_BENCH_OVERRIDES")
+        .unwrap_or_default()
+        .split_whitespace()
+        .flat_map(|config| ["--override".to_owned(), config.to_owned()])
+        .collect()
+}
+
 /// The `kairos` binary, running.
 pub(crate) struct Broker {
     child: Child,

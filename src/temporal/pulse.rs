@@ -9,7 +9,7 @@
 //! resolves (DESIGN §5.2).
 //!
 //! A step returns its fires as [`FiredChange`]s: the caller records them in `__due_state`
-//! before anything else (see `service.rs` for why that, with the log's clean limit, makes the
+//! before anything else (see `service/mod.rs` for why that, with the log's clean limit, makes the
 //! fired state exact across crashes and compaction). A step does not fire while the indexer is
 //! behind (it stopped early to hand over fired-state changes): the decision needs the latest
 //! version of every key.

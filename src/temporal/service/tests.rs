@@ -8,6 +8,7 @@ use crate::temporal::due_index::DueIndex;
 use crate::temporal::fire::{
     HEADER_DUE_AT, HEADER_DUE_FIELD, HEADER_SOURCE_OFFSET, HEADER_SOURCE_TOPIC,
 };
+use crate::temporal::pulse::{FireTarget, fire_due};
 
 fn put(log: &Log, key: &str, value: &str, headers: Vec<(String, Option<Vec<u8>>)>) {
     let mut bytes = RecordBatchBuilder::new()
