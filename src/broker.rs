@@ -340,6 +340,7 @@ async fn open_state(
             ),
             config.acks_all_fsync(),
         ),
+        Arc::clone(&clock),
     ));
     // Temporal partitions get their clean limits before the cleaner task's first pass (see
     // `temporal::service`): until then a fire whose fired state a crash left unrecorded could

@@ -37,6 +37,7 @@ use super::config::TemporalConfig;
 use super::due_index::{DueEntry, EntityId};
 use super::fire::{FireParts, SourceBatches};
 use super::indexer::{FiredChange, PartitionIndexer};
+use crate::clock::{Clock, ManualClock};
 
 /// Attempts per step before yielding to foreground appends that keep moving the log end.
 const ATTEMPTS: usize = 8;
@@ -51,7 +52,7 @@ pub struct FireReport {
     pub stale: usize,
     /// Entries waiting for an open transaction.
     pub waiting: usize,
-    /// For each fire, how late it was appended: `now_ms - due_ms`.
+    /// For each fire, how late it was appended: append time − due time.
     pub lateness_ms: Vec<i64>,
     /// The fires appended, in offset order, to be recorded as fired state.
     pub fires: Vec<FiredChange>,
@@ -91,17 +92,37 @@ impl std::fmt::Debug for FireTarget<'_> {
     }
 }
 
-/// One pulse step for `log`, firing into `target`. See the module docs.
+/// One pulse step for `log`, firing into `target`, with fires stamped at `now_ms`. See the
+/// module docs.
 ///
 /// # Errors
 /// Storage errors; popped entries are put back first, so nothing is lost and the caller retries
 /// with backoff.
 pub fn fire_due(
     log: &Log,
+    target: FireTarget<'_>,
+    indexer: &mut PartitionIndexer,
+    config: &TemporalConfig,
+    now_ms: i64,
+    max: usize,
+) -> kairos_storage::Result<FireReport> {
+    let clock = ManualClock::new(now_ms);
+    fire_due_clocked(log, target, indexer, config, now_ms, &clock, max)
+}
+
+/// [`fire_due`] deciding at `now_ms` but stamping the fires (LogAppendTime, lateness) with
+/// `clock` as they are appended: a step that reads many source batches appends well after
+/// the time it decided at, and that time is part of the fires' lateness.
+///
+/// # Errors
+/// As [`fire_due`].
+pub fn fire_due_clocked(
+    log: &Log,
     mut target: FireTarget<'_>,
     indexer: &mut PartitionIndexer,
     config: &TemporalConfig,
     now_ms: i64,
+    clock: &dyn Clock,
     max: usize,
 ) -> kairos_storage::Result<FireReport> {
     let mut report = FireReport::default();
@@ -177,10 +198,11 @@ pub fn fire_due(
         if fired.is_empty() {
             return Ok(report);
         }
+        let append_ms = clock.now_ms();
         let appended = match &mut target {
             // Appended at `end` if at all.
             FireTarget::Source => log
-                .append_if_end_is(&mut batch, AppendOrigin::Coordinator, now_ms, 0, end)
+                .append_if_end_is(&mut batch, AppendOrigin::Coordinator, append_ms, 0, end)
                 .map(|_| end),
             FireTarget::Topic {
                 log: target,
@@ -191,7 +213,7 @@ pub fn fire_due(
                 // source would wait for it.
                 Ok(()) => log.while_end_is(end, || {
                     target
-                        .append(&mut batch, AppendOrigin::Coordinator, now_ms, 0)
+                        .append(&mut batch, AppendOrigin::Coordinator, append_ms, 0)
                         .map(|outcome| first_offset(&outcome))
                 }),
                 Err(e) => Err(e),
@@ -202,7 +224,7 @@ pub fn fire_due(
                 // The batches were appended together, their records at consecutive offsets.
                 for ((entry, key), fire_offset) in fired.iter().zip(keys).zip(first..) {
                     let _ = indexer.index_mut().fired(entry);
-                    report.lateness_ms.push(now_ms - entry.due_ms);
+                    report.lateness_ms.push(append_ms - entry.due_ms);
                     report.fires.push(FiredChange::Fired {
                         key,
                         field: entry.id.field(),

@@ -75,6 +75,7 @@ use super::metrics::DueMetrics;
 use super::snapshot;
 use super::state_log::DueStateLog;
 use super::target_mark::{read_mark, restore_target_fires};
+use crate::clock::Clock;
 use crate::metadata::TopicMetadata;
 use crate::topic_config;
 
@@ -160,17 +161,26 @@ pub struct DueService {
     metrics: DueMetrics,
     /// `__due_state`, written under `partitions`' lock.
     state: DueStateLog,
+    /// Stamps fires when they are appended (LogAppendTime and lateness), which can be well
+    /// after the pass's `now_ms` when a step reads many source batches first.
+    clock: Arc<dyn Clock>,
 }
 
 impl DueService {
     /// A service keeping its snapshots under `data_dir` and its fired state in `state`.
     #[must_use]
-    pub fn new(data_dir: &Path, metrics: DueMetrics, state: DueStateLog) -> Self {
+    pub fn new(
+        data_dir: &Path,
+        metrics: DueMetrics,
+        state: DueStateLog,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             snapshot_dir: data_dir.join(SNAPSHOT_DIR),
             partitions: Mutex::new(HashMap::new()),
             metrics,
             state,
+            clock,
         }
     }
 

@@ -7,7 +7,7 @@ use kairos_storage::TopicPartition;
 
 use super::{DueService, FIRES_PER_STEP, Tracked, apply_clean_limits};
 use crate::temporal::indexer::FiredChange;
-use crate::temporal::pulse::{FireTarget, fire_due};
+use crate::temporal::pulse::{FireTarget, fire_due_clocked};
 use crate::temporal::target_mark::{remove_mark, write_mark};
 
 /// Most threads a pass steps partitions on.
@@ -119,12 +119,13 @@ impl DueService {
             let mark_path = self.mark_path(tp, tracked.topic_id);
             let mut marked = None;
             let result = match (&tracked.target, &tracked.target_log) {
-                (None, _) => fire_due(
+                (None, _) => fire_due_clocked(
                     &tracked.log,
                     FireTarget::Source,
                     &mut tracked.indexer,
                     &tracked.config,
                     now_ms,
+                    self.clock.as_ref(),
                     FIRES_PER_STEP,
                 ),
                 (Some(target), Some(target_log)) => {
@@ -142,7 +143,7 @@ impl DueService {
                         marked = Some(end);
                         Ok(())
                     };
-                    fire_due(
+                    fire_due_clocked(
                         &tracked.log,
                         FireTarget::Topic {
                             source_topic: &tp.topic,
@@ -152,6 +153,7 @@ impl DueService {
                         &mut tracked.indexer,
                         &tracked.config,
                         now_ms,
+                        self.clock.as_ref(),
                         FIRES_PER_STEP,
                     )
                 }
@@ -162,12 +164,13 @@ impl DueService {
                         pass.blocked += 1;
                         pass.failed = true;
                     }
-                    fire_due(
+                    fire_due_clocked(
                         &tracked.log,
                         FireTarget::Source,
                         &mut tracked.indexer,
                         &tracked.config,
                         now_ms,
+                        self.clock.as_ref(),
                         0,
                     )
                 }
