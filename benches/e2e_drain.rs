@@ -4,6 +4,7 @@
 //!
 //! ```sh
 //! cargo bench --bench e2e_drain   # KAIROS_BENCH_ENTITIES=4000000; KAIROS_BENCH_PARTITIONS=4
+//!                                 # KAIROS_BENCH_DUE_PERMILLE=5 (0.5 % due; default all)
 //! ```
 //!
 //! How: the broker runs on a manual clock (`--manual-clock-file`). Two topics get N entities of
@@ -39,6 +40,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const HOUR_MS: i64 = 3_600_000;
+const YEAR_MS: i64 = 365 * 24 * HOUR_MS;
 
 async fn create_topics(bootstrap: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -150,6 +152,11 @@ async fn main() {
     let disk = disk_mb_s(dir.path(), bytes.min(1 << 30));
     create_topics(&bootstrap, partitions).await;
     let instants = [("unpatched", t0 + HOUR_MS), ("patched", t0 + 2 * HOUR_MS)];
+    // KAIROS_BENCH_DUE_PERMILLE: the share of the entities due at the instant (default all),
+    // picked by a multiplicative scatter so that it is spread over every batch.
+    let permille = env_usize("KAIROS_BENCH_DUE_PERMILLE", 1000).min(1000);
+    let is_due = |i: usize| i.wrapping_mul(2_654_435_761) % 1000 < permille;
+    let due_count = (0..n).filter(|&i| is_due(i)).count();
     if !profile_wait.is_zero() {
         println!(
             "profile    broker pid {}; producing in {profile_wait:?}",
@@ -158,7 +165,11 @@ async fn main() {
         std::thread::sleep(profile_wait);
     }
     for (topic, due) in instants {
-        let _ = produce(&bootstrap, topic, n, |_| due).await;
+        // The due share is scattered over the partitions' logs, the rest falls due in a year.
+        let _ = produce(&bootstrap, topic, n, |i| {
+            if is_due(i) { due } else { due + YEAR_MS }
+        })
+        .await;
     }
     let total = 2.0 * n as f64;
     wait_for_metric(&metrics, "due_entities", total, Duration::from_secs(600))
@@ -181,7 +192,7 @@ async fn main() {
             );
             std::thread::sleep(profile_wait);
         }
-        fired += n as f64;
+        fired += due_count as f64;
         let cpu = broker.cpu_time();
         let stop = Arc::new(AtomicBool::new(false));
         let probe = spawn_probe(&bootstrap, Arc::clone(&stop));
@@ -195,13 +206,13 @@ async fn main() {
         let cpu = broker.cpu_time().saturating_sub(cpu);
         let foreground = probe_report(probe, &stop).await;
         println!(
-            "drain      {topic:<10} {n:>9} fires in {:>6.2} s  {:>9.0} fires/s  {:>6.1} MB/s of source values  broker CPU {:.2} s ({:.2} cores, {:.1} us/fire)",
+            "drain      {topic:<10} {due_count:>9} fires in {:>6.2} s  {:>9.0} fires/s  {:>6.1} MB/s of source values  broker CPU {:.2} s ({:.2} cores, {:.1} us/fire)",
             drain.as_secs_f64(),
-            n as f64 / drain.as_secs_f64(),
-            mb_s(bytes, drain),
+            due_count as f64 / drain.as_secs_f64(),
+            mb_s(due_count * VALUE_BYTES, drain),
             cpu.as_secs_f64(),
             cpu.as_secs_f64() / drain.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / n as f64
+            cpu.as_secs_f64() * 1e6 / due_count as f64
         );
         println!("foreground during the {topic} drain: {foreground}");
     }
