@@ -32,8 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e_due_workload::{VALUE_BYTES, env_usize, metric, produce, wait_for_metric};
-use e2e_support::{Broker, disk_mb_s, free_port, http_get, mb_s, override_args, percentile};
+use e2e_due_workload::{VALUE_BYTES, metric, produce, wait_for_metric};
+use e2e_support::{
+    Broker, disk_mb_s, env_usize, free_port, http_get, mb_s, override_args, percentile,
+};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

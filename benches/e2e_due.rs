@@ -30,8 +30,8 @@ mod e2e_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e_due_workload::{VALUE_BYTES, env_usize, produce, wait_for_metric};
-use e2e_support::{Broker, disk_mb_s, free_port, mb_s, override_args, percentile};
+use e2e_due_workload::{VALUE_BYTES, produce, wait_for_metric};
+use e2e_support::{Broker, disk_mb_s, env_usize, free_port, mb_s, override_args, percentile};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

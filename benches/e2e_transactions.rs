@@ -23,61 +23,19 @@
 //! `__transaction_state` (fsynced), EndTxn writes a COMMIT marker per partition. At 1 record per
 //! transaction the rate is bounded by those round trips and fsyncs, at 100 by the produce path.
 
+#[path = "e2e/support.rs"]
+mod e2e_support;
+
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use e2e_support::{Broker, env_usize};
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 const RECORD_BYTES: usize = 256;
 const RECORDS_PER_TXN: [usize; 3] = [1, 10, 100];
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Broker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Broker {
-    /// The binary with the transaction state log and offsets topic kept small, as in tests.
-    fn start(dir: &std::path::Path) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kairos"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--listener", "127.0.0.1:0"])
-            .args(["-o", "transaction.state.log.num.partitions=3"])
-            .args(["-o", "offsets.topic.num.partitions=3"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("kairos starts");
-        let mut line = String::new();
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut byte = [0_u8; 1];
-        while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-            line.push(char::from(byte[0]));
-        }
-        let bootstrap = line
-            .trim()
-            .trim_start_matches("kairos listening on ")
-            .to_owned();
-        Broker { child, bootstrap }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn base_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -345,7 +303,16 @@ async fn main() {
     let count = env_usize("KAIROS_BENCH_RECORDS", 50_000);
     let rounds = env_usize("KAIROS_BENCH_ROUNDS", 3).max(1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(dir.path());
+    // The transaction state log and offsets topic kept small, as in tests.
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "-o",
+            "transaction.state.log.num.partitions=3",
+            "-o",
+            "offsets.topic.num.partitions=3",
+        ],
+    );
     let bootstrap = broker.bootstrap.clone();
 
     // Produce variants: (label, enable.idempotence, max.in.flight). librdkafka caps an idempotent

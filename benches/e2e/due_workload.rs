@@ -17,13 +17,6 @@ use crate::e2e_support::http_get;
 /// Bytes of one entity's value.
 pub(crate) const VALUE_BYTES: usize = 300;
 
-pub(crate) fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 pub(crate) fn value(i: usize, due_ms: i64) -> Vec<u8> {
     let head = format!(
         r#"{{"id":"p{i:08}","sku":"SKU-{i:08}","currency":"EUR","amount":{}.{:02},"status":"active","expiration_date":{due_ms},"description":""#,

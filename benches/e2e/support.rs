@@ -11,6 +11,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A count from the environment variable `name`, or `default`.
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `--override name=value` arguments for the broker from `KAIROS_BENCH_OVERRIDES`
 /// (space-separated `name=value` pairs), to compare broker configs in the same bench.
 pub(crate) fn override_args() -> Vec<String> {
