@@ -32,20 +32,6 @@ const NONE48: u64 = (1 << 48) - 1;
 /// # Errors
 /// I/O errors of `out`.
 pub fn write(index: &DueIndex, cursor: i64, out: &mut impl Write) -> io::Result<u64> {
-    write_entries(&index.snapshot_entries(), index.entities(), cursor, out)
-}
-
-/// [`write`] from entries gathered before ([`DueIndex::snapshot_entries`] and
-/// [`DueIndex::entities`]), so that the index need not be borrowed while they are encoded.
-///
-/// # Errors
-/// Errors of `out`.
-pub fn write_entries(
-    entries: &[SnapshotEntry],
-    entities: usize,
-    cursor: i64,
-    out: &mut impl Write,
-) -> io::Result<u64> {
     let mut crc = 0u32;
     let mut written = 0u64;
     let mut put = |bytes: &[u8], out: &mut dyn Write| -> io::Result<()> {
@@ -55,9 +41,9 @@ pub fn write_entries(
     };
     put(MAGIC, out)?;
     put(&cursor.to_be_bytes(), out)?;
-    put(&(entities as u64).to_be_bytes(), out)?;
+    put(&(index.entities() as u64).to_be_bytes(), out)?;
     let mut buf = Vec::with_capacity(ENTRY_BYTES * 1024);
-    for entry in entries {
+    for entry in &index.snapshot_entries() {
         buf.extend_from_slice(&encode(entry));
         if buf.len() >= ENTRY_BYTES * 1024 {
             put(&buf, out)?;
